@@ -1,0 +1,19 @@
+"""lightning_gan: PyTorch Lightning components for generative adversarial networks."""
+
+from lightning_gan import losses, nets
+from lightning_gan.ema import ExponentialMovingAverage
+from lightning_gan.modules import DCGAN, GAN, WGANGP, VanillaGAN
+from lightning_gan.strategies import GANDDPStrategy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GAN",
+    "VanillaGAN",
+    "DCGAN",
+    "WGANGP",
+    "GANDDPStrategy",
+    "ExponentialMovingAverage",
+    "losses",
+    "nets",
+]

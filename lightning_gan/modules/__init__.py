@@ -1,0 +1,6 @@
+"""LightningModules: the GAN base class and ready-made presets."""
+
+from lightning_gan.modules.gan import GAN
+from lightning_gan.modules.presets import DCGAN, WGANGP, VanillaGAN
+
+__all__ = ["GAN", "VanillaGAN", "DCGAN", "WGANGP"]

@@ -1,0 +1,367 @@
+"""The GAN LightningModule: a discriminator step (or ``n_critic`` of them) and a generator step per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.core.optimizer import LightningOptimizer, do_nothing_closure
+from pytorch_lightning.strategies import DDPStrategy
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from typing_extensions import override
+
+from lightning_gan import losses
+from lightning_gan.ema import ExponentialMovingAverage
+from lightning_gan.strategies import GANDDPStrategy
+
+__all__ = ["GAN"]
+
+_CLIP_ALGORITHMS = ("norm", "value")
+
+
+class GAN(pl.LightningModule):
+    r"""A generative adversarial network trained with manual optimization.
+
+    Per training batch: ``n_critic`` discriminator steps on the batch's real samples and fresh latents,
+    then one generator step, then the generator's moving average (when ``ema_decay`` is set). Each step
+    toggles its own optimizer so the other network's weights get no gradients.
+
+    **Steps.** ``trainer.global_step`` (and so ``Trainer(max_steps=...)``, ``val_check_interval`` in
+    steps, ``ModelCheckpoint(every_n_train_steps=...)``) counts **generator steps**: one per batch,
+    whatever ``n_critic`` is. Lightning would otherwise count every optimizer step (pytorch-lightning
+    issue 17958), so ``max_steps`` would mean ``max_steps / (n_critic + 1)`` batches.
+
+    **Hooks to override** (each documented below): :meth:`sample_latent`, :meth:`forward`,
+    :meth:`generate`, :meth:`discriminator_loss`, :meth:`generator_loss`,
+    :meth:`discriminator_penalty`, :meth:`real_from_batch`, :meth:`configure_optimizers`, and, for a
+    different schedule, :meth:`discriminator_step` and :meth:`generator_step`.
+
+    **Multi-process training.** Use ``Trainer(strategy="gan_ddp")`` (:class:`~lightning_gan.GANDDPStrategy`);
+    Lightning's plain ``"ddp"`` cannot train a GAN and is refused with a message that says so.
+
+    Args:
+        generator: Maps latents of shape ``(N, latent_dim)`` to samples shaped like the data.
+        discriminator: Maps samples to one logit (or critic score) per sample, shape ``(N,)`` or ``(N, 1)``.
+        latent_dim: Size of the latent vector drawn by :meth:`sample_latent`.
+        loss: Name of an adversarial loss in :data:`lightning_gan.losses.LOSSES`: ``"minimax"``,
+            ``"non_saturating"``, ``"wasserstein"``, ``"hinge"`` or ``"least_squares"``.
+        lr_g: Adam learning rate of the generator.
+        lr_d: Adam learning rate of the discriminator.
+        betas: Adam's ``(beta1, beta2)`` for both networks.
+        n_critic: Discriminator steps per generator step.
+        gp_weight: Weight of the WGAN-GP gradient penalty (0 disables it).
+        r1_gamma: :math:`\gamma` of the R1 penalty :math:`\frac{\gamma}{2} E\|\nabla D(x)\|^2` (0 disables it).
+        ema_decay: Decay of the generator's exponential moving average, in (0, 1); ``None`` keeps none.
+        gradient_clip_val: Clip each network's gradients at this value before its step (Lightning's
+            ``Trainer(gradient_clip_val=...)`` is not available with manual optimization).
+        gradient_clip_algorithm: ``"norm"`` or ``"value"``.
+
+    Raises:
+        ValueError: For an unknown loss, ``n_critic < 1``, ``latent_dim < 1``, a non-positive learning
+            rate, betas outside [0, 1), negative penalty weights or ``ema_decay`` outside (0, 1).
+        TypeError: If ``generator`` or ``discriminator`` is not an ``nn.Module``.
+
+    Example:
+        >>> from torch import nn
+        >>> gan = GAN(nn.Linear(4, 2), nn.Sequential(nn.Linear(2, 1), nn.Flatten(0)), latent_dim=4)
+        >>> gan.generate(3).shape
+        torch.Size([3, 2])
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        latent_dim: int,
+        loss: str = "non_saturating",
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        n_critic: int = 1,
+        gp_weight: float = 0.0,
+        r1_gamma: float = 0.0,
+        ema_decay: Optional[float] = None,
+        gradient_clip_val: Optional[float] = None,
+        gradient_clip_algorithm: str = "norm",
+    ) -> None:
+        super().__init__()
+        _validate_arguments(
+            generator=generator,
+            discriminator=discriminator,
+            latent_dim=latent_dim,
+            lr_g=lr_g,
+            lr_d=lr_d,
+            betas=betas,
+            n_critic=n_critic,
+            gp_weight=gp_weight,
+            r1_gamma=r1_gamma,
+            ema_decay=ema_decay,
+            gradient_clip_val=gradient_clip_val,
+            gradient_clip_algorithm=gradient_clip_algorithm,
+        )
+        self.adversarial_loss = losses.get_loss(loss)
+        self.save_hyperparameters(ignore=["generator", "discriminator"])
+        self.automatic_optimization = False
+        self.generator = generator
+        self.discriminator = discriminator
+        self.generator_ema = ExponentialMovingAverage(generator, ema_decay) if ema_decay is not None else None
+        self._output_shape_checked = False
+
+    # ------------------------------------------------------------------ hooks a subclass may override
+
+    def sample_latent(self, n: int) -> Tensor:
+        """Draws ``n`` latent vectors, by default standard normal of shape ``(n, latent_dim)``."""
+        return torch.randn(n, self.hparams.latent_dim, device=self.device)
+
+    @override
+    def forward(self, z: Tensor) -> Tensor:
+        """Maps latents to samples with the trained generator (not its moving average)."""
+        return self.generator(z)
+
+    @torch.no_grad()
+    def generate(self, n: int) -> Tensor:
+        """Draws ``n`` samples without gradients, from the moving-average generator when there is one.
+
+        The networks are used in whatever mode they are in (Lightning puts them in eval mode during
+        validation, so batch-norm generators then use their running statistics).
+        """
+        if n < 1:
+            raise ValueError(f"`n` must be a positive number of samples, got {n!r}.")
+        generator = self.generator_ema.module if self.generator_ema is not None else self.generator
+        return generator(self.sample_latent(n))
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """The discriminator's loss (to minimise) from its outputs on real and generated samples."""
+        return self.adversarial_loss.discriminator(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        """The generator's loss (to minimise) from the discriminator's outputs on generated samples."""
+        return self.adversarial_loss.generator(fake_logits)
+
+    def discriminator_penalty(self, real: Tensor, fake: Tensor, real_logits: Tensor) -> dict[str, Tensor]:
+        """Regularisers added to the discriminator loss, unweighted, by log name.
+
+        The default returns the WGAN-GP gradient penalty as ``"gp"`` when ``gp_weight > 0`` and R1 as
+        ``"r1"`` when ``r1_gamma > 0``; :meth:`penalty_weight` gives each one's weight. ``real`` requires
+        grad when R1 is on, and ``real_logits`` were computed from it.
+        """
+        penalties: dict[str, Tensor] = {}
+        if self.hparams.gp_weight > 0:
+            penalties["gp"] = losses.gradient_penalty(self.discriminator, real, fake)
+        if self.hparams.r1_gamma > 0:
+            penalties["r1"] = losses.r1_penalty(real_logits, real)
+        return penalties
+
+    def penalty_weight(self, name: str) -> float:
+        """The weight of the penalty logged as ``name`` (``gp_weight`` for ``"gp"``, ``r1_gamma / 2`` for ``"r1"``)."""
+        if name == "gp":
+            return float(self.hparams.gp_weight)
+        if name == "r1":
+            return float(self.hparams.r1_gamma) / 2.0
+        raise ValueError(f"No weight is known for penalty {name!r}; override `penalty_weight` to give one.")
+
+    def real_from_batch(self, batch: Any) -> Tensor:
+        """The real samples of a batch: the batch itself, its first element, or its ``"image"`` entry."""
+        if isinstance(batch, Tensor):
+            return batch
+        if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+            return batch[0]
+        if isinstance(batch, dict) and isinstance(batch.get("image"), Tensor):
+            return batch["image"]
+        raise TypeError(
+            f"Cannot find the real samples in a batch of type {type(batch).__name__}: expected a tensor, a "
+            "(samples, labels) tuple or a dict with an 'image' tensor; override `real_from_batch`."
+        )
+
+    @override
+    def configure_optimizers(self) -> list[Optimizer]:
+        """Adam for the generator and for the discriminator, **in that order** (every module of the package).
+
+        Override to return other optimizers, or ``([opt_g, opt_d], [sched_g, sched_d])`` / Lightning's
+        dict form to add LR schedulers: with ``interval="step"`` a scheduler steps once per generator
+        step, with ``"epoch"`` once per epoch.
+        """
+        betas = tuple(self.hparams.betas)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr_d, betas=betas)
+        return [opt_g, opt_d]
+
+    # ------------------------------------------------------------------ the step
+
+    @override
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        real = self.real_from_batch(batch)
+        opt_g, opt_d = self.optimizers()
+        metrics: dict[str, Tensor] = {}
+        for _ in range(self.hparams.n_critic):
+            metrics = self.discriminator_step(real, opt_d)
+        metrics.update(self.generator_step(real.shape[0], opt_g))
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+        self._step_schedulers("step")
+        self.log_dict({f"train/{k}": v for k, v in metrics.items()}, on_step=True, on_epoch=False, batch_size=real.shape[0])
+
+    def discriminator_step(self, real: Tensor, optimizer: LightningOptimizer) -> dict[str, Tensor]:
+        """One discriminator update on ``real`` and as many fresh generated samples; returns what to log.
+
+        The step is taken through the strategy directly rather than ``optimizer.step()`` so that it does
+        not advance ``trainer.global_step``, which counts generator steps (see the class docstring).
+        """
+        self.toggle_optimizer(optimizer)
+        with torch.no_grad():
+            fake = self.generator(self.sample_latent(real.shape[0]))
+        if not self._output_shape_checked:
+            self._check_output_shape(real, fake)
+        if self.hparams.r1_gamma > 0:
+            real = real.detach().requires_grad_(True)
+        real_logits = self.discriminator(real)
+        fake_logits = self.discriminator(fake)
+        loss = self.discriminator_loss(real_logits, fake_logits)
+        penalties = self.discriminator_penalty(real, fake, real_logits)
+        total = loss
+        for name, value in penalties.items():
+            total = total + self.penalty_weight(name) * value
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        self._prepare_gradients(optimizer)
+        self.trainer.strategy.optimizer_step(optimizer.optimizer, do_nothing_closure, self)
+        self.untoggle_optimizer(optimizer)
+        metrics = {"loss_d": loss.detach(), **{k: v.detach() for k, v in penalties.items()}}
+        metrics["d_real"] = self._summarise_outputs(real_logits)
+        metrics["d_fake"] = self._summarise_outputs(fake_logits)
+        return metrics
+
+    def generator_step(self, batch_size: int, optimizer: LightningOptimizer) -> dict[str, Tensor]:
+        """One generator update against the current discriminator; returns what to log."""
+        self.toggle_optimizer(optimizer)
+        fake = self.generator(self.sample_latent(batch_size))
+        loss = self.generator_loss(self.discriminator(fake))
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self._prepare_gradients(optimizer)
+        optimizer.step()
+        self.untoggle_optimizer(optimizer)
+        return {"loss_g": loss.detach()}
+
+    @override
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Logs ``val/d_real``: the discriminator's mean output on held-out real data.
+
+        Compared with ``train/d_real`` it shows the discriminator memorising its training set.
+        """
+        real = self.real_from_batch(batch)
+        self.log("val/d_real", self._summarise_outputs(self.discriminator(real)), batch_size=real.shape[0], sync_dist=True)
+
+    @override
+    def setup(self, stage: str) -> None:
+        strategy = self.trainer.strategy
+        if isinstance(strategy, DDPStrategy) and not isinstance(strategy, GANDDPStrategy):
+            raise ValueError(
+                f"{type(self).__name__} cannot train under {type(strategy).__name__}: it wraps the whole module in "
+                "one DistributedDataParallel, which fails on a GAN step. Use `Trainer(strategy=\"gan_ddp\")` "
+                "(lightning_gan.GANDDPStrategy), which averages each network's gradients separately."
+            )
+
+    @override
+    def on_fit_start(self) -> None:
+        if len(self.trainer.optimizers) != 2:
+            raise ValueError(
+                f"`configure_optimizers` must return two optimizers, the generator's then the discriminator's; "
+                f"got {len(self.trainer.optimizers)}."
+            )
+
+    @override
+    def on_train_epoch_end(self) -> None:
+        self._step_schedulers("epoch")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _prepare_gradients(self, optimizer: LightningOptimizer) -> None:
+        # Average across processes before clipping, so every rank clips the same gradient.
+        strategy = self.trainer.strategy
+        if isinstance(strategy, GANDDPStrategy):
+            strategy.all_reduce_gradients(optimizer)
+        if self.hparams.gradient_clip_val is not None:
+            self.clip_gradients(
+                optimizer,
+                gradient_clip_val=self.hparams.gradient_clip_val,
+                gradient_clip_algorithm=self.hparams.gradient_clip_algorithm,
+            )
+
+    def _summarise_outputs(self, logits: Tensor) -> Tensor:
+        logits = logits.detach().float()
+        return torch.sigmoid(logits).mean() if self.adversarial_loss.probabilistic else logits.mean()
+
+    def _check_output_shape(self, real: Tensor, fake: Tensor) -> None:
+        if tuple(fake.shape[1:]) != tuple(real.shape[1:]):
+            raise ValueError(
+                f"The generator's samples have shape {tuple(fake.shape[1:])} but the data's have shape "
+                f"{tuple(real.shape[1:])} (per sample); make the generator's output shape match the data."
+            )
+        self._output_shape_checked = True
+
+    def _step_schedulers(self, interval: str) -> None:
+        configs = self.trainer.lr_scheduler_configs
+        if not configs:
+            return
+        count = self.trainer.global_step if interval == "step" else self.trainer.current_epoch + 1
+        for config in configs:
+            if config.interval != interval or count % config.frequency != 0:
+                continue
+            if config.reduce_on_plateau:
+                monitored = self.trainer.callback_metrics.get(config.monitor)
+                if monitored is None:
+                    if config.strict:
+                        raise ValueError(
+                            f"ReduceLROnPlateau monitors {config.monitor!r}, which was not logged; logged: "
+                            f"{sorted(self.trainer.callback_metrics)}."
+                        )
+                    continue
+                config.scheduler.step(monitored)
+            else:
+                config.scheduler.step()
+
+
+def _validate_arguments(
+    *,
+    generator: Any,
+    discriminator: Any,
+    latent_dim: Any,
+    lr_g: Any,
+    lr_d: Any,
+    betas: Any,
+    n_critic: Any,
+    gp_weight: Any,
+    r1_gamma: Any,
+    ema_decay: Any,
+    gradient_clip_val: Any,
+    gradient_clip_algorithm: Any,
+) -> None:
+    for name, net in (("generator", generator), ("discriminator", discriminator)):
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"`{name}` must be a torch.nn.Module, got {type(net).__name__}.")
+    for name, value in (("latent_dim", latent_dim), ("n_critic", n_critic)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+    for name, value in (("lr_g", lr_g), ("lr_d", lr_d)):
+        if not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"`{name}` must be a positive learning rate, got {value!r}.")
+    if not isinstance(betas, Sequence) or len(betas) != 2 or not all(
+        isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas
+    ):
+        raise ValueError(f"`betas` must be two numbers in [0, 1), got {betas!r}.")
+    for name, value in (("gp_weight", gp_weight), ("r1_gamma", r1_gamma)):
+        if not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"`{name}` must be a number >= 0, got {value!r}.")
+    if ema_decay is not None and not (isinstance(ema_decay, (int, float)) and 0.0 < ema_decay < 1.0):
+        raise ValueError(f"`ema_decay` must be None or in the open interval (0, 1), got {ema_decay!r}.")
+    if gradient_clip_val is not None and not (isinstance(gradient_clip_val, (int, float)) and gradient_clip_val > 0):
+        raise ValueError(f"`gradient_clip_val` must be None or a positive number, got {gradient_clip_val!r}.")
+    if gradient_clip_algorithm not in _CLIP_ALGORITHMS:
+        raise ValueError(
+            f"`gradient_clip_algorithm` must be one of {', '.join(map(repr, _CLIP_ALGORITHMS))}, "
+            f"got {gradient_clip_algorithm!r}."
+        )

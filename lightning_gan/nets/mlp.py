@@ -1,0 +1,271 @@
+"""Fully connected generator and discriminator from Goodfellow et al. (2014).
+
+The default sizes reproduce the MNIST networks of "Generative Adversarial
+Nets" (Goodfellow et al., 2014): a generator with two ReLU hidden layers of
+1200 units, and a discriminator with two maxout hidden layers of 240 units x 5
+pieces and dropout on the input and hidden layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+__all__ = ["MLPGenerator", "MLPDiscriminator"]
+
+_OUTPUT_ACTIVATIONS = ("tanh", "sigmoid", "identity")
+
+
+def _is_int(value: object) -> bool:
+    # bool is a subclass of int, but True as a layer width is almost certainly a bug.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
+    if value < 1:  # type: ignore[operator]
+        raise ValueError(f"{name} must be a positive int (>= 1), got {value!r}")
+    return int(value)  # type: ignore[arg-type]
+
+
+def _check_int_sequence(name: str, value: object, *, allow_empty: bool) -> tuple[int, ...]:
+    # A bare int or a string is a Sequence-like mistake, not a shape.
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise TypeError(
+            f"{name} must be a sequence of positive ints, got {value!r} of type {type(value).__name__}"
+        )
+    if not allow_empty and len(value) == 0:
+        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {value!r}")
+    for item in value:
+        if not _is_int(item):
+            raise TypeError(f"{name} must contain only ints, got {value!r}")
+        if item < 1:
+            raise ValueError(f"{name} must contain only positive ints (>= 1), got {value!r}")
+    return tuple(int(item) for item in value)
+
+
+def _check_probability(name: str, value: object) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a float in [0, 1), got {value!r} of type {type(value).__name__}")
+    # p == 1 would zero every unit, which is never a meaningful dropout rate.
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _apply_spectral_norm(module: nn.Module) -> None:
+    # Collect first: registering a parametrization adds child modules, which
+    # must not happen while module.modules() is still iterating.
+    targets = [
+        m
+        for m in module.modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d)) and not parametrize.is_parametrized(m, "weight")
+    ]
+    for m in targets:
+        _spectral_norm(m)
+
+
+class _Maxout(nn.Module):
+    """Maxout layer (Goodfellow et al., 2013): max over ``pieces`` affine maps per unit."""
+
+    def __init__(self, in_features: int, units: int, pieces: int) -> None:
+        super().__init__()
+        self.units = units
+        self.pieces = pieces
+        self.linear = nn.Linear(in_features, units * pieces)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.linear(x)
+        return out.view(*out.shape[:-1], self.units, self.pieces).amax(dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"units={self.units}, pieces={self.pieces}"
+
+
+class MLPGenerator(nn.Module):
+    """Fully connected GAN generator (Goodfellow et al., 2014, MNIST).
+
+    ``Linear -> ReLU`` hidden layers followed by a ``Linear`` to
+    ``prod(output_shape)`` values and an output nonlinearity, reshaped to
+    ``output_shape``.
+
+    Args:
+        latent_dim: Size of the latent vector ``z``.
+        output_shape: Shape of one generated sample, e.g. ``(1, 28, 28)`` for
+            MNIST or ``(2,)`` for 2-D toy data.
+        hidden_dims: Widths of the ReLU hidden layers. May be empty.
+        output_activation: ``"tanh"`` for data scaled to ``[-1, 1]``,
+            ``"sigmoid"`` for data in ``[0, 1]``, ``"identity"`` for
+            unbounded data such as 2-D toy distributions.
+
+    Attributes:
+        latent_dim: Size of the latent vector.
+        output_shape: Shape of one generated sample, as a tuple.
+
+    Raises:
+        TypeError: If an argument has the wrong type.
+        ValueError: If a size is not positive or ``output_activation`` is unknown.
+
+    Example:
+        >>> import torch
+        >>> g = MLPGenerator(latent_dim=8, output_shape=(1, 4, 4), hidden_dims=(16,))
+        >>> x = g(torch.randn(3, 8))
+        >>> tuple(x.shape)
+        (3, 1, 4, 4)
+        >>> bool(x.abs().max() <= 1)
+        True
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        output_shape: Sequence[int],
+        hidden_dims: Sequence[int] = (1200, 1200),
+        output_activation: str = "tanh",
+    ) -> None:
+        super().__init__()
+        self.latent_dim = _check_positive_int("latent_dim", latent_dim)
+        self.output_shape: tuple[int, ...] = _check_int_sequence(
+            "output_shape", output_shape, allow_empty=False
+        )
+        hidden = _check_int_sequence("hidden_dims", hidden_dims, allow_empty=True)
+        if output_activation not in _OUTPUT_ACTIVATIONS:
+            raise ValueError(
+                f"output_activation must be one of {_OUTPUT_ACTIVATIONS}, got {output_activation!r}"
+            )
+        self.output_activation = output_activation
+
+        layers: list[nn.Module] = []
+        in_features = self.latent_dim
+        for width in hidden:
+            layers += [nn.Linear(in_features, width), nn.ReLU(inplace=True)]
+            in_features = width
+        layers.append(nn.Linear(in_features, math.prod(self.output_shape)))
+        layers.append(
+            {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "identity": nn.Identity}[output_activation]()
+        )
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Map latent vectors to samples.
+
+        Args:
+            z: Latent batch of shape ``(N, latent_dim)``.
+
+        Returns:
+            Samples of shape ``(N, *output_shape)``.
+        """
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"z must have shape (N, {self.latent_dim}), got {tuple(z.shape)}"
+            )
+        return self.net(z).view(z.shape[0], *self.output_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """Fully connected maxout GAN discriminator (Goodfellow et al., 2014, MNIST).
+
+    The input is flattened, passed through dropout, then through maxout hidden
+    layers (each followed by dropout) and a final ``Linear`` to one logit.
+    With ``maxout_pieces=1`` a maxout unit degenerates to a plain affine map,
+    so ``LeakyReLU(0.2)`` is used as the nonlinearity instead.
+
+    Args:
+        input_shape: Shape of one sample, e.g. ``(1, 28, 28)``.
+        hidden_dims: Number of units in each hidden layer. May be empty.
+        maxout_pieces: Affine pieces per maxout unit; ``1`` selects
+            ``Linear -> LeakyReLU(0.2)`` hidden layers.
+        dropout: Either a pair ``(input_p, hidden_p)`` of drop probabilities
+            for the input and for every hidden layer, or a single float used
+            everywhere. ``0.0`` disables dropout. Probabilities must lie in
+            ``[0, 1)``. The default ``(0.2, 0.5)`` matches the paper's
+            inclusion probabilities of 0.8 and 0.5.
+        spectral_norm: If ``True``, wrap every ``Linear`` (including those
+            inside the maxout layers) with
+            :func:`torch.nn.utils.parametrizations.spectral_norm`.
+
+    Attributes:
+        input_shape: Shape of one sample, as a tuple.
+
+    Raises:
+        TypeError: If an argument has the wrong type.
+        ValueError: If a size or probability is out of range.
+
+    Example:
+        >>> import torch
+        >>> d = MLPDiscriminator(input_shape=(1, 4, 4), hidden_dims=(8,), maxout_pieces=2)
+        >>> tuple(d(torch.randn(3, 1, 4, 4)).shape)
+        (3,)
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        hidden_dims: Sequence[int] = (240, 240),
+        maxout_pieces: int = 5,
+        dropout: Sequence[float] | float = (0.2, 0.5),
+        spectral_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.input_shape: tuple[int, ...] = _check_int_sequence(
+            "input_shape", input_shape, allow_empty=False
+        )
+        hidden = _check_int_sequence("hidden_dims", hidden_dims, allow_empty=True)
+        pieces = _check_positive_int("maxout_pieces", maxout_pieces)
+        input_p, hidden_p = self._parse_dropout(dropout)
+        if not isinstance(spectral_norm, bool):
+            raise TypeError(
+                f"spectral_norm must be a bool, got {spectral_norm!r} of type {type(spectral_norm).__name__}"
+            )
+
+        layers: list[nn.Module] = [nn.Flatten(1)]
+        if input_p > 0:
+            layers.append(nn.Dropout(input_p))
+        in_features = math.prod(self.input_shape)
+        for width in hidden:
+            if pieces == 1:
+                layers += [nn.Linear(in_features, width), nn.LeakyReLU(0.2, inplace=True)]
+            else:
+                layers.append(_Maxout(in_features, width, pieces))
+            if hidden_p > 0:
+                layers.append(nn.Dropout(hidden_p))
+            in_features = width
+        layers.append(nn.Linear(in_features, 1))
+        self.net = nn.Sequential(*layers)
+
+        if spectral_norm:
+            _apply_spectral_norm(self)
+
+    @staticmethod
+    def _parse_dropout(dropout: Sequence[float] | float) -> tuple[float, float]:
+        if isinstance(dropout, Sequence) and not isinstance(dropout, str):
+            if len(dropout) != 2:
+                raise ValueError(
+                    f"dropout must be a float or a pair (input_p, hidden_p), got {dropout!r}"
+                )
+            return (
+                _check_probability("dropout[0]", dropout[0]),
+                _check_probability("dropout[1]", dropout[1]),
+            )
+        p = _check_probability("dropout", dropout)
+        return p, p
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Score a batch of samples.
+
+        Args:
+            x: Batch of shape ``(N, *input_shape)``.
+
+        Returns:
+            Real-vs-fake logits of shape ``(N,)``.
+        """
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"x must have shape (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}"
+            )
+        return self.net(x).squeeze(-1)

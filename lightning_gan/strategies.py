@@ -1,0 +1,155 @@
+"""A DDP strategy for modules that step several networks by hand, such as GANs."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Union
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from pytorch_lightning.overrides.distributed import _sync_module_states
+from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
+from torch.optim import Optimizer
+from typing_extensions import override
+
+__all__ = ["GANDDPStrategy"]
+
+
+class GANDDPStrategy(DDPStrategy):
+    """Data-parallel training where each optimizer averages its own gradients across processes.
+
+    Lightning's ``"ddp"`` wraps the whole ``LightningModule`` in one ``DistributedDataParallel``.
+    A GAN step backpropagates the discriminator loss through the discriminator only, and the generator
+    loss with the discriminator frozen, so that single wrapper sees parameters that "were not used in
+    producing the loss" and fails (pytorch-lightning issues 20328, 20866); ``find_unused_parameters``
+    only hides it at a cost. Projects that work keep one data-parallel unit per network (mmgeneration,
+    StudioGAN, Lightning Fabric's DCGAN example). This strategy goes one step further and leaves the
+    module unwrapped: before an optimizer steps, the gradients of exactly the parameters it owns are
+    averaged over all processes in one bucketed all-reduce. Any pattern of forwards, penalties
+    (``autograd.grad`` with ``create_graph``) and backwards is then correct, with no hooks to confuse.
+
+    What it keeps from DDP: the same launchers, process groups and ``DistributedSampler``; parameters and
+    buffers broadcast from rank 0 at the start of fitting; buffers (batch-norm statistics) broadcast from
+    rank 0 before each training batch, as DDP's ``broadcast_buffers`` does. Gradients are averaged
+    before clipping when the module calls :meth:`all_reduce_gradients` itself (``GAN`` does), otherwise
+    just before the optimizer steps.
+
+    Registered as ``"gan_ddp"`` (subprocess launcher, for scripts and clusters), ``"gan_ddp_spawn"`` and
+    ``"gan_ddp_notebook"`` (fork), so ``Trainer(strategy="gan_ddp")`` works once ``lightning_gan`` is
+    imported.
+
+    Example:
+        >>> import pytorch_lightning as pl
+        >>> trainer = pl.Trainer(accelerator="cpu", devices=1, strategy=GANDDPStrategy(),
+        ...                      logger=False, enable_progress_bar=False, enable_model_summary=False)
+        >>> type(trainer.strategy).__name__
+        'GANDDPStrategy'
+    """
+
+    strategy_name = "gan_ddp"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        for unsupported in ("find_unused_parameters", "static_graph", "ddp_comm_hook", "model_averaging_period"):
+            if unsupported in kwargs:
+                raise ValueError(
+                    f"GANDDPStrategy does not wrap the module in DistributedDataParallel, so "
+                    f"`{unsupported}={kwargs[unsupported]!r}` has no effect; remove it."
+                )
+        super().__init__(*args, **kwargs)
+        # Optimizers whose gradients were already averaged since their last step (ids, not objects,
+        # so that nothing here keeps an optimizer alive).
+        self._reduced_optimizers: set[int] = set()
+
+    @override
+    def configure_ddp(self) -> None:
+        assert self.model is not None
+        _sync_module_states(self.model)
+
+    @override
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_start(batch, batch_idx)
+        if self._is_distributed():
+            assert self.model is not None
+            _coalesced_in_place(list(self.model.buffers()), lambda flat: dist.broadcast(flat, src=0))
+
+    def all_reduce_gradients(self, optimizer: Union[Optimizer, pl.core.optimizer.LightningOptimizer]) -> None:
+        """Averages the gradients of ``optimizer``'s parameters over all processes.
+
+        A parameter without a gradient on this rank contributes zeros, so every rank takes part in the
+        same collective and none waits forever. Calling it twice before a step is harmless (averaging
+        identical values), and :meth:`optimizer_step` skips the second reduce.
+        """
+        optimizer = getattr(optimizer, "optimizer", optimizer)
+        if not self._is_distributed():
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+        if not params:
+            return
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        world_size = dist.get_world_size()
+
+        def average(flat: torch.Tensor) -> None:
+            dist.all_reduce(flat)
+            flat.div_(world_size)
+
+        _coalesced_in_place([p.grad for p in params], average)
+        self._reduced_optimizers.add(id(optimizer))
+
+    @override
+    def optimizer_step(
+        self,
+        optimizer: Optimizer,
+        closure: Callable[[], Any],
+        model: Optional[Union[pl.LightningModule, torch.nn.Module]] = None,
+        **kwargs: Any,
+    ) -> Any:
+        raw = getattr(optimizer, "optimizer", optimizer)
+
+        def reduce_after_closure() -> Any:
+            # The precision plugin runs the closure (backward) first; reduce after it, before the step.
+            result = closure()
+            if id(raw) not in self._reduced_optimizers:
+                self.all_reduce_gradients(raw)
+            return result
+
+        try:
+            return super().optimizer_step(optimizer, reduce_after_closure, model, **kwargs)
+        finally:
+            self._reduced_optimizers.discard(id(raw))
+
+    def _is_distributed(self) -> bool:
+        return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+    @classmethod
+    @override
+    def register_strategies(cls, strategy_registry: Any) -> None:
+        for name, start_method in (("gan_ddp", "popen"), ("gan_ddp_spawn", "spawn"), ("gan_ddp_notebook", "fork")):
+            if name in strategy_registry:
+                continue
+            strategy_registry.register(
+                name,
+                cls,
+                description=f"GAN-aware DDP (one gradient all-reduce per optimizer), start method {start_method!r}",
+                start_method=start_method,
+            )
+
+
+GANDDPStrategy.register_strategies(StrategyRegistry)
+
+
+def _coalesced_in_place(tensors: list[torch.Tensor], collective: Callable[[torch.Tensor], None]) -> None:
+    """Runs ``collective`` on one flat copy of ``tensors`` per dtype and writes the results back.
+
+    One collective per dtype instead of one per tensor: a DCGAN has dozens of small parameters and
+    buffers, and per-tensor launches dominate the communication time.
+    """
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for tensor in tensors:
+        by_dtype.setdefault(tensor.dtype, []).append(tensor)
+    for group in by_dtype.values():
+        flat = torch._utils._flatten_dense_tensors(group)
+        collective(flat)
+        for tensor, synced in zip(group, torch._utils._unflatten_dense_tensors(flat, group)):
+            tensor.copy_(synced)
