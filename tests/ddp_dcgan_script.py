@@ -1,0 +1,80 @@
+"""Trains DCGAN for a few generator steps on 2 CPU processes; each rank reports a digest of its weights.
+
+Run by tests/test_strategies.py in a subprocess: Lightning's "popen" launcher restarts this script once
+per rank, which it could not do for a pytest process. Usage: ``python ddp_dcgan_script.py OUT.json [steps]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+
+
+def main(out_path: str, steps: int) -> None:
+    import pytorch_lightning as pl
+    import torch
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_gan import DCGAN
+
+    class Report(pl.Callback):
+        def __init__(self) -> None:
+            self.d_steps = 0
+            self.initial: dict[str, str] = {}
+
+        def on_fit_start(self, trainer: pl.Trainer, pl_module: DCGAN) -> None:
+            self.initial = _digests(pl_module)
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+            if optimizer.param_groups[0]["params"][0] is next(pl_module.discriminator.parameters()):
+                self.d_steps += 1
+
+        def on_fit_end(self, trainer: pl.Trainer, pl_module: DCGAN) -> None:
+            report = {
+                "rank": trainer.global_rank,
+                "world_size": trainer.world_size,
+                "global_step": trainer.global_step,
+                "d_steps": self.d_steps,
+                "initial": self.initial,
+                "final": _digests(pl_module),
+            }
+            gathered: list = [None] * trainer.world_size
+            dist.all_gather_object(gathered, report)
+            if trainer.global_rank == 0:
+                with open(out_path, "w") as handle:
+                    json.dump(gathered, handle)
+
+    # Different seeds per rank on purpose: the strategy must broadcast rank 0's initial weights, and
+    # the ranks see different data shards, so equal final weights need averaged gradients.
+    torch.manual_seed(1234 + int(__import__("os").environ.get("LOCAL_RANK", "0")))
+    images = torch.rand(128, 1, 28, 28) * 2 - 1
+    loader = DataLoader(TensorDataset(images), batch_size=8, shuffle=True)
+    gan = DCGAN(image_shape=(1, 28, 28), latent_dim=16, features=8, ema_decay=0.9)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="gan_ddp",
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Report()],
+    )
+    trainer.fit(gan, loader)
+
+
+def _digests(module) -> dict[str, str]:
+    digests = {}
+    for name in ("generator", "discriminator", "generator_ema"):
+        hasher = hashlib.sha256()
+        for tensor in getattr(module, name).parameters():
+            hasher.update(tensor.detach().cpu().numpy().tobytes())
+        digests[name] = hasher.hexdigest()
+    return digests
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 10)

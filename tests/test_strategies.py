@@ -1,0 +1,40 @@
+"""GANDDPStrategy: a GAN trains on two CPU processes and the ranks end with identical weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+
+from lightning_gan import GANDDPStrategy
+
+SCRIPT = Path(__file__).with_name("ddp_dcgan_script.py")
+
+
+def test_dcgan_trains_under_cpu_ddp_and_ranks_hold_identical_weights(tmp_path):
+    out = tmp_path / "ranks.json"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out), "10"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = json.loads(out.read_text())
+    assert [r["rank"] for r in ranks] == [0, 1] and all(r["world_size"] == 2 for r in ranks)
+    assert all(r["global_step"] == 10 and r["d_steps"] == 10 for r in ranks)
+    for name in ("generator", "discriminator", "generator_ema"):
+        assert ranks[0]["final"][name] == ranks[1]["final"][name], f"{name} differs across ranks"
+        assert ranks[0]["initial"][name] == ranks[1]["initial"][name], f"{name} was not broadcast at start"
+        assert ranks[0]["final"][name] != ranks[0]["initial"][name], f"{name} did not train"
+
+
+def test_strategy_is_registered_and_refuses_ddp_wrapper_options():
+    trainer = pl.Trainer(strategy="gan_ddp", accelerator="cpu", devices=1, logger=False)
+    assert isinstance(trainer.strategy, GANDDPStrategy)
+    with pytest.raises(ValueError, match="find_unused_parameters"):
+        GANDDPStrategy(find_unused_parameters=True)
