@@ -1,6 +1,6 @@
 """Train a GAN on a ring of 8 Gaussians and report how many modes it covers. No download needed.
 
-    python examples/toy_gan.py                                  # one CPU process, about a minute
+    python examples/toy_gan.py                                  # one CPU process, a few minutes
     python examples/toy_gan.py --accelerator cpu --devices 2    # two processes with the GAN-aware DDP
 
 Mode collapse, the classic GAN failure, shows here as a ring with missing modes.
@@ -17,7 +17,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorData
 
 from lightning_gan import VanillaGAN
 
-RADIUS, STD, MODES = 2.0, 0.02, 8
+RADIUS, STD, MODES = 2.0, 0.05, 8
 
 
 def ring_centres() -> torch.Tensor:
@@ -63,7 +63,7 @@ def main() -> None:
         output_activation="identity",
         lr_g=1e-3,
         lr_d=1e-3,
-        ema_decay=0.999,
+        ema_decay=0.99,
     )
     devices = int(args.devices) if args.devices.isdigit() else args.devices
     multi_process = isinstance(devices, int) and devices > 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import pytorch_lightning as pl
 import torch
@@ -272,6 +272,14 @@ class GAN(pl.LightningModule):
                 f"`configure_optimizers` must return two optimizers, the generator's then the discriminator's; "
                 f"got {len(self.trainer.optimizers)}."
             )
+        for config in self.trainer.lr_scheduler_configs:
+            # Under manual optimization Lightning drops the `monitor` key, so the metric to pass is unknown.
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                raise ValueError(
+                    "ReduceLROnPlateau cannot be stepped by the GAN module (Lightning drops `monitor` under manual "
+                    "optimization); return no scheduler for it and call `scheduler.step(metric)` in "
+                    "`on_validation_epoch_end` of a subclass."
+                )
 
     @override
     def on_train_epoch_end(self) -> None:
@@ -309,19 +317,7 @@ class GAN(pl.LightningModule):
             return
         count = self.trainer.global_step if interval == "step" else self.trainer.current_epoch + 1
         for config in configs:
-            if config.interval != interval or count % config.frequency != 0:
-                continue
-            if config.reduce_on_plateau:
-                monitored = self.trainer.callback_metrics.get(config.monitor)
-                if monitored is None:
-                    if config.strict:
-                        raise ValueError(
-                            f"ReduceLROnPlateau monitors {config.monitor!r}, which was not logged; logged: "
-                            f"{sorted(self.trainer.callback_metrics)}."
-                        )
-                    continue
-                config.scheduler.step(monitored)
-            else:
+            if config.interval == interval and count % config.frequency == 0:
                 config.scheduler.step()
 
 

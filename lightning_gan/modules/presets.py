@@ -38,8 +38,8 @@ class VanillaGAN(GAN):
         maxout_pieces: Pieces per maxout unit; 1 uses LeakyReLU instead.
         dropout: Dropout probability of the discriminator's input and hidden layers.
         output_activation: ``"tanh"`` (data in [-1, 1]), ``"sigmoid"`` or ``"identity"``.
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val,
-        gradient_clip_algorithm: As in :class:`~lightning_gan.GAN`.
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm: As in
+            :class:`~lightning_gan.GAN`.
 
     Example:
         >>> gan = VanillaGAN(image_shape=(2,), generator_hidden=(16,), discriminator_hidden=(16,),
@@ -92,9 +92,8 @@ class DCGAN(GAN):
         image_shape: ``(channels, size, size)`` with size 28, 32 or 64.
         latent_dim: Size of the latent vector.
         features: Base width of both networks (DCGAN's ``ngf`` / ``ndf``).
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val,
-        gradient_clip_algorithm: As in :class:`~lightning_gan.GAN`; the defaults are DCGAN's
-            (Adam, lr 2e-4, betas (0.5, 0.999)).
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm: As in
+            :class:`~lightning_gan.GAN`; the defaults are DCGAN's (Adam, lr 2e-4, betas (0.5, 0.999)).
 
     Example:
         >>> gan = DCGAN(image_shape=(1, 28, 28), latent_dim=16, features=8)
@@ -148,8 +147,8 @@ class WGANGP(GAN):
         latent_dim: Size of the latent vector.
         features: Base width of both networks.
         critic_normalization: ``"layer"`` or ``"none"`` (``"batch"`` is refused: it breaks the penalty).
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val,
-        gradient_clip_algorithm: As in :class:`~lightning_gan.GAN`.
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm: As in
+            :class:`~lightning_gan.GAN`.
 
     Example:
         >>> gan = WGANGP(image_shape=(1, 28, 28), latent_dim=16, features=8)

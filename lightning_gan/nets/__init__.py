@@ -1,4 +1,4 @@
-"""Generator and discriminator networks (plain ``torch.nn.Module``s)."""
+"""Generator and discriminator networks (plain ``torch.nn.Module`` objects)."""
 
 from .dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
 from .mlp import MLPDiscriminator, MLPGenerator

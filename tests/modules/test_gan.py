@@ -247,3 +247,16 @@ def test_plain_ddp_strategy_is_refused_with_the_name_to_use():
 def test_non_module_networks_raise_type_error():
     with pytest.raises(TypeError, match="generator"):
         GAN("not a net", nn.Linear(2, 1), latent_dim=2)
+
+
+def test_reduce_lr_on_plateau_is_refused_with_what_to_do_instead():
+    class Plateau(VanillaGAN):
+        def configure_optimizers(self):
+            opt_g, opt_d = super().configure_optimizers()
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt_d)
+            return [opt_g, opt_d], [{"scheduler": plateau, "monitor": "val/d_real"}]
+
+    gan = Plateau(image_shape=(2,), latent_dim=2, generator_hidden=(8,), discriminator_hidden=(8,),
+                  maxout_pieces=1, dropout=0.0, output_activation="identity")
+    with pytest.raises(ValueError, match="ReduceLROnPlateau"):
+        cpu_trainer(max_steps=1).fit(gan, batch_loader(torch.randn(64, 2), batch_size=32))
