@@ -122,16 +122,26 @@ class GAN(pl.LightningModule):
         return self.generator(z)
 
     @torch.no_grad()
-    def generate(self, n: int) -> Tensor:
+    def generate(self, n: int, z: Optional[Tensor] = None) -> Tensor:
         """Draws ``n`` samples without gradients, from the moving-average generator when there is one.
 
-        The networks are used in whatever mode they are in (Lightning puts them in eval mode during
+        Callbacks (FID, likelihood, sample grids) call this, so they all evaluate the same network. The
+        networks are used in whatever mode they are in (Lightning puts them in eval mode during
         validation, so batch-norm generators then use their running statistics).
+
+        Args:
+            n: Number of samples.
+            z: Latents to use instead of fresh ones from :meth:`sample_latent` (e.g. a fixed grid);
+                must hold ``n`` of them.
         """
-        if n < 1:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"`n` must be a positive number of samples, got {n!r}.")
+        if z is None:
+            z = self.sample_latent(n)
+        elif len(z) != n:
+            raise ValueError(f"`z` holds {len(z)} latents but `n` is {n}.")
         generator = self.generator_ema.module if self.generator_ema is not None else self.generator
-        return generator(self.sample_latent(n))
+        return generator(z.to(self.device))
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """The discriminator's loss (to minimise) from its outputs on real and generated samples."""
