@@ -1,6 +1,6 @@
 """lightning_gan: PyTorch Lightning components for generative adversarial networks."""
 
-from lightning_gan import losses, nets
+from lightning_gan import callbacks, data, losses, nets
 from lightning_gan.ema import ExponentialMovingAverage
 from lightning_gan.modules import DCGAN, GAN, WGANGP, VanillaGAN
 from lightning_gan.strategies import GANDDPStrategy
@@ -14,6 +14,8 @@ __all__ = [
     "WGANGP",
     "GANDDPStrategy",
     "ExponentialMovingAverage",
+    "callbacks",
+    "data",
     "losses",
     "nets",
 ]

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["BatchedTensorDataset", "TensorDataModule", "collate_batch", "uint8_to_signed_unit"]
+__all__ = ["BatchedTensorDataset", "TensorDataModule", "collate_batch", "tensor_loader", "uint8_to_signed_unit"]
 
 TensorsLike = Union[Tensor, Sequence[Tensor]]
 
@@ -71,6 +71,35 @@ class BatchedTensorDataset(Dataset):
 def collate_batch(batch: Any) -> Any:
     """The collate function for :class:`BatchedTensorDataset`: its batches arrive already collated."""
     return batch
+
+
+def tensor_loader(
+    tensors: Sequence[Tensor],
+    batch_size: int,
+    shuffle: bool,
+    drop_last: bool,
+    transform: Optional[Callable[[Tensor], Tensor]] = None,
+    num_workers: int = 0,
+) -> DataLoader:
+    """A ``DataLoader`` that serves ``tensors`` by whole-batch slices (see :class:`BatchedTensorDataset`).
+
+    Every in-memory data module of the package builds its loaders here. No sampler of its own: under DDP
+    Lightning swaps in a ``DistributedSampler`` (it keeps ``shuffle`` and ``collate_fn``).
+
+    Example:
+        >>> loader = tensor_loader((torch.arange(6.0),), batch_size=4, shuffle=False, drop_last=False)
+        >>> [b[0].tolist() for b in loader]
+        [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0]]
+    """
+    return DataLoader(
+        BatchedTensorDataset(*tensors, transform=transform),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        collate_fn=collate_batch,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
 
 
 class TensorDataModule(pl.LightningDataModule):
@@ -154,16 +183,7 @@ class TensorDataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
         if split not in self._splits:
             raise ValueError(f"No {split!r} split was given to {type(self).__name__}; pass `{split}=...`.")
-        dataset = BatchedTensorDataset(*self._splits[split], transform=self.transform)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            collate_fn=collate_batch,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        return tensor_loader(self._splits[split], self.batch_size, shuffle, drop_last, self.transform, self.num_workers)
 
 
 def _check_batch_size(batch_size: Any) -> None:
