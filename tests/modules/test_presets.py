@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import batch_loader, cpu_trainer
@@ -63,3 +65,18 @@ def test_checkpoint_loads_from_the_path_alone(tmp_path, preset):
     assert restored.hparams == gan.hparams
     for name, tensor in gan.state_dict().items():
         assert torch.equal(restored.state_dict()[name], tensor), name
+
+
+SHARED_MNIST = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "MNIST"
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST test split not present at {SHARED_MNIST}")
+def test_dcgan_trains_on_real_digits_with_shapes_read_from_the_data_module():
+    from lightning_gan.data import MNISTDataModule
+
+    data = MNISTDataModule(SHARED_MNIST, batch_size=32, download=False, train_split="test", holdout=2000, val_size=500)
+    gan = DCGAN(image_shape=data.image_shape, latent_dim=16, features=8)
+    trainer = cpu_trainer(max_steps=3, limit_val_batches=2)
+    trainer.fit(gan, datamodule=data)
+    assert trainer.global_step == 3
+    assert torch.isfinite(trainer.logged_metrics["train/loss_g"])
