@@ -28,6 +28,10 @@ class GANDDPStrategy(DDPStrategy):
     averaged over all processes in one bucketed all-reduce. Any pattern of forwards, penalties
     (``autograd.grad`` with ``create_graph``) and backwards is then correct, with no hooks to confuse.
 
+    Each rank draws its own random numbers: Lightning's ``seed_everything`` gives every rank the same
+    seed, which would make every rank generate the same latents, so the strategy offsets the seed of
+    rank ``r > 0`` by ``r`` (deterministically). Initial weights still come from rank 0.
+
     What it keeps from DDP: the same launchers, process groups and ``DistributedSampler``; parameters and
     buffers broadcast from rank 0 at the start of fitting; buffers (batch-norm statistics) broadcast from
     rank 0 before each training batch, as DDP's ``broadcast_buffers`` does. Gradients are averaged
@@ -59,6 +63,14 @@ class GANDDPStrategy(DDPStrategy):
         # Optimizers whose gradients were already averaged since their last step (ids, not objects,
         # so that nothing here keeps an optimizer alive).
         self._reduced_optimizers: set[int] = set()
+
+    @override
+    def setup_distributed(self) -> None:
+        super().setup_distributed()
+        # `seed_everything` seeds every rank alike, so each would draw the same latents (and dropout masks):
+        # the fake half of the global batch would be one batch repeated. Offset each rank's seed by its rank.
+        if self.global_rank > 0:
+            torch.manual_seed((torch.initial_seed() + self.global_rank * 1_000_003) % 2**63)
 
     @override
     def configure_ddp(self) -> None:

@@ -11,7 +11,7 @@ import json
 import sys
 
 
-def main(out_path: str, steps: int) -> None:
+def main(out_path: str, steps: int, report_latents: bool = False) -> None:
     import pytorch_lightning as pl
     import torch
     import torch.distributed as dist
@@ -46,6 +46,10 @@ def main(out_path: str, steps: int) -> None:
                 with open(out_path, "w") as handle:
                     json.dump(gathered, handle)
 
+    if report_latents:
+        _report_latents(out_path)
+        return
+
     # Different seeds per rank on purpose: the strategy must broadcast rank 0's initial weights, and
     # the ranks see different data shards, so equal final weights need averaged gradients.
     torch.manual_seed(1234 + int(__import__("os").environ.get("LOCAL_RANK", "0")))
@@ -66,6 +70,34 @@ def main(out_path: str, steps: int) -> None:
     trainer.fit(gan, loader)
 
 
+def _report_latents(out_path: str) -> None:
+    """Seeds every rank alike, as users do, and reports the first latent each rank draws in training."""
+    import pytorch_lightning as pl
+    import torch
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_gan import VanillaGAN
+
+    class FirstLatent(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if batch_idx == 0:
+                latent = pl_module.sample_latent(1).flatten().tolist()
+                gathered: list = [None] * trainer.world_size
+                dist.all_gather_object(gathered, {"rank": trainer.global_rank, "latent": latent})
+                if trainer.global_rank == 0:
+                    with open(out_path, "w") as handle:
+                        json.dump(gathered, handle)
+
+    pl.seed_everything(7)
+    gan = VanillaGAN(image_shape=(2,), latent_dim=4, generator_hidden=(8,), discriminator_hidden=(8,),
+                     maxout_pieces=1, dropout=0.0, output_activation="identity")
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="gan_ddp", max_steps=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[FirstLatent()])
+    trainer.fit(gan, DataLoader(TensorDataset(torch.randn(32, 2)), batch_size=8))
+
+
 def _digests(module) -> dict[str, str]:
     digests = {}
     for name in ("generator", "discriminator", "generator_ema"):
@@ -77,4 +109,4 @@ def _digests(module) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 10)
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 10, "--latents" in sys.argv)

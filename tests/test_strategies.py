@@ -38,3 +38,13 @@ def test_strategy_is_registered_and_refuses_ddp_wrapper_options():
     assert isinstance(trainer.strategy, GANDDPStrategy)
     with pytest.raises(ValueError, match="find_unused_parameters"):
         GANDDPStrategy(find_unused_parameters=True)
+
+
+def test_ranks_draw_different_latents_after_seed_everything(tmp_path):
+    out = tmp_path / "latents.json"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run([sys.executable, str(SCRIPT), str(out), "2", "--latents"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = json.loads(out.read_text())
+    assert ranks[0]["latent"] != ranks[1]["latent"]

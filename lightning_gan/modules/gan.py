@@ -265,8 +265,17 @@ class GAN(pl.LightningModule):
 
         Compared with ``train/d_real`` it shows the discriminator memorising its training set.
         """
+        self._log_held_out_d_real("val", batch)
+
+    @override
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        """Logs ``test/d_real`` (see :meth:`validation_step`); metric callbacks add their test values."""
+        self._log_held_out_d_real("test", batch)
+
+    def _log_held_out_d_real(self, stage: str, batch: Any) -> None:
         real = self.real_from_batch(batch)
-        self.log("val/d_real", self._summarise_outputs(self.discriminator(real)), batch_size=real.shape[0], sync_dist=True)
+        summary = self._summarise_outputs(self.discriminator(real))
+        self.log(f"{stage}/d_real", summary, batch_size=real.shape[0], sync_dist=True)
 
     @override
     def setup(self, stage: str) -> None:
