@@ -1,6 +1,13 @@
 """lightning_gan: PyTorch Lightning components for generative adversarial networks."""
 
-from lightning_gan import callbacks, data, losses, nets
+from lightning_gan import callbacks, data, losses, metrics, nets
+from lightning_gan.callbacks import (
+    FIDCallback,
+    ImageSampler,
+    LatentInterpolation,
+    ParzenLikelihoodCallback,
+    ToyLikelihoodCallback,
+)
 from lightning_gan.ema import ExponentialMovingAverage
 from lightning_gan.modules import DCGAN, GAN, WGANGP, VanillaGAN
 from lightning_gan.strategies import GANDDPStrategy
@@ -13,9 +20,15 @@ __all__ = [
     "DCGAN",
     "WGANGP",
     "GANDDPStrategy",
+    "FIDCallback",
+    "ParzenLikelihoodCallback",
+    "ToyLikelihoodCallback",
+    "ImageSampler",
+    "LatentInterpolation",
     "ExponentialMovingAverage",
     "callbacks",
     "data",
     "losses",
+    "metrics",
     "nets",
 ]

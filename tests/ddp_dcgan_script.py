@@ -68,6 +68,10 @@ def main(out_path: str, steps: int, report_latents: bool = False) -> None:
         callbacks=[Report()],
     )
     trainer.fit(gan, loader)
+    # Tear the process group down before exit: gloo threads still alive at interpreter
+    # shutdown can abort the process ("terminate called without an active exception").
+    if __import__("torch").distributed.is_initialized():
+        __import__("torch").distributed.destroy_process_group()
 
 
 def _report_latents(out_path: str) -> None:
@@ -96,6 +100,10 @@ def _report_latents(out_path: str) -> None:
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=[FirstLatent()])
     trainer.fit(gan, DataLoader(TensorDataset(torch.randn(32, 2)), batch_size=8))
+    # Tear the process group down before exit: gloo threads still alive at interpreter
+    # shutdown can abort the process ("terminate called without an active exception").
+    if __import__("torch").distributed.is_initialized():
+        __import__("torch").distributed.destroy_process_group()
 
 
 def _digests(module) -> dict[str, str]:

@@ -68,6 +68,10 @@ def main(out_path: str) -> None:
         callbacks=[toy, Report(toy)],
     )
     trainer.fit(gan, datamodule=data)
+    # Tear the process group down before exit: gloo threads still alive at interpreter
+    # shutdown can abort the process ("terminate called without an active exception").
+    if __import__("torch").distributed.is_initialized():
+        __import__("torch").distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

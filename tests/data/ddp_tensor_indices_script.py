@@ -45,6 +45,10 @@ def main(out_path: str) -> None:
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
     )
     trainer.fit(Recorder(), datamodule=data)
+    # Tear the process group down before exit: gloo threads still alive at interpreter
+    # shutdown can abort the process ("terminate called without an active exception").
+    if __import__("torch").distributed.is_initialized():
+        __import__("torch").distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
