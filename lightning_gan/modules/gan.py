@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any, Optional
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.core.optimizer import LightningOptimizer, do_nothing_closure
@@ -307,6 +309,22 @@ class GAN(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._step_schedulers("epoch")
 
+    @override
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning saves weights, optimizers, schedulers and the step counter but no RNG state; a GAN
+        # draws latents every step, so without it a resumed run could not repeat a straight one.
+        checkpoint["rng_states"] = _rng_states()
+
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if states is None:
+            return
+        _restore_rng_states(states)
+        if self._trainer is not None and self.trainer.world_size > 1 and self.trainer.global_rank > 0:
+            # The checkpoint holds rank 0's state; other ranks must keep drawing their own latents.
+            torch.manual_seed((torch.initial_seed() + self.trainer.global_rank * 1_000_003) % 2**63)
+
     # ------------------------------------------------------------------ helpers
 
     def _prepare_gradients(self, optimizer: LightningOptimizer) -> None:
@@ -347,6 +365,28 @@ class GAN(pl.LightningModule):
         for config in configs:
             if config.interval == interval and count % config.frequency == 0:
                 config.scheduler.step()
+
+
+def _rng_states() -> dict[str, Any]:
+    # Tensors and plain Python values only, so checkpoints still load with `torch.load(weights_only=True)`.
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gaussian)),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    name, keys, position, has_gauss, cached_gaussian = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _validate_arguments(
