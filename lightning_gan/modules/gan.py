@@ -111,6 +111,7 @@ class GAN(pl.LightningModule):
         self.discriminator = discriminator
         self.generator_ema = ExponentialMovingAverage(generator, ema_decay) if ema_decay is not None else None
         self._output_shape_checked = False
+        self._log_this_step = True
 
     # ------------------------------------------------------------------ hooks a subclass may override
 
@@ -207,6 +208,7 @@ class GAN(pl.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = self.real_from_batch(batch)
         opt_g, opt_d = self.optimizers()
+        self._log_this_step = self._logs_written_this_step()
         metrics: dict[str, Tensor] = {}
         for _ in range(self.hparams.n_critic):
             metrics = self.discriminator_step(real, opt_d)
@@ -216,7 +218,7 @@ class GAN(pl.LightningModule):
         self._step_schedulers("step")
         # Lightning writes step-level values only every `log_every_n_steps`; handing them over on the other
         # steps too costs a third of a small GAN's step time, so they are handed over only when written.
-        if self._logs_written_this_step():
+        if self._log_this_step:
             self.log_dict({f"train/{k}": v for k, v in metrics.items()}, on_step=True, on_epoch=False, batch_size=real.shape[0])
 
     def discriminator_step(self, real: Tensor, optimizer: LightningOptimizer) -> dict[str, Tensor]:
@@ -245,8 +247,9 @@ class GAN(pl.LightningModule):
         self.trainer.strategy.optimizer_step(optimizer.optimizer, do_nothing_closure, self)
         self.untoggle_optimizer(optimizer)
         metrics = {"loss_d": loss.detach(), **{k: v.detach() for k, v in penalties.items()}}
-        metrics["d_real"] = self._summarise_outputs(real_logits)
-        metrics["d_fake"] = self._summarise_outputs(fake_logits)
+        if self._log_this_step:  # the summaries cost kernels; skip them on steps nobody reads
+            metrics["d_real"] = self._summarise_outputs(real_logits)
+            metrics["d_fake"] = self._summarise_outputs(fake_logits)
         return metrics
 
     def generator_step(self, batch_size: int, optimizer: LightningOptimizer) -> dict[str, Tensor]:
@@ -341,8 +344,9 @@ class GAN(pl.LightningModule):
 
     def _logs_written_this_step(self) -> bool:
         # Lightning's own rule for writing step-level logs, plus the last step (it writes when stopping).
+        # Evaluated before this batch's generator step, so "last" means the step about to be taken.
         trainer = self.trainer
-        last_step = 0 < trainer.max_steps <= trainer.global_step
+        last_step = 0 < trainer.max_steps <= trainer.global_step + 1
         return last_step or trainer.should_stop or trainer._logger_connector.should_update_logs
 
     def _summarise_outputs(self, logits: Tensor) -> Tensor:
