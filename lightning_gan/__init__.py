@@ -2,6 +2,7 @@
 
 from lightning_gan import callbacks, data, losses, metrics, nets
 from lightning_gan.callbacks import (
+    DivergenceGuard,
     FIDCallback,
     ImageSampler,
     LatentInterpolation,
@@ -21,6 +22,7 @@ __all__ = [
     "WGANGP",
     "GANDDPStrategy",
     "FIDCallback",
+    "DivergenceGuard",
     "ParzenLikelihoodCallback",
     "ToyLikelihoodCallback",
     "ImageSampler",

@@ -61,6 +61,7 @@ class LogProbOfSamples(Metric):
         self.log_prob = log_prob
         self.add_state("log_prob_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("nonfinite", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, samples: Tensor) -> None:
         """Adds the log-densities of a batch of generated samples (``(n, ...)``).
@@ -74,11 +75,16 @@ class LogProbOfSamples(Metric):
                 f"`log_prob` must return one value per sample, shape ({samples.shape[0]},); got shape "
                 f"{tuple(values.shape)} for samples of shape {tuple(samples.shape)}."
             )
-        if torch.isnan(values).any():
-            raise ValueError("`log_prob` returned NaN for some samples.")
+        finite = torch.isfinite(samples.reshape(samples.shape[0], -1)).all(dim=1).to(values.device)
+        if torch.isnan(values[finite]).any():
+            raise ValueError("`log_prob` returned NaN for some finite samples.")
+        values = torch.where(finite, values, torch.zeros((), dtype=values.dtype, device=values.device))
         # Out of place: states reset under inference mode cannot be modified in place outside it.
         self.log_prob_sum = self.log_prob_sum + values.sum()
-        self.count = self.count + values.numel()
+        self.count = self.count + finite.sum()
+        # Counted, and raised in compute on every rank together: raising here, on one rank, would leave the
+        # others waiting in the next collective.
+        self.nonfinite = self.nonfinite + (~finite).sum()
 
     def compute(self) -> Tensor:
         """The mean log-density (float64 scalar).
@@ -86,6 +92,12 @@ class LogProbOfSamples(Metric):
         Raises:
             RuntimeError: If no sample was seen (on any process).
         """
+        nonfinite = int(self.nonfinite.item())
+        if nonfinite:
+            raise ValueError(
+                f"{nonfinite} of the `samples` held NaN or infinite values (has the generator diverged?); their "
+                "log-density is undefined."
+            )
         if self.count.item() == 0:
             raise RuntimeError("LogProbOfSamples saw no samples: call `update(samples)` before `compute()`.")
         return self.log_prob_sum / self.count

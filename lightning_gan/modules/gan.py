@@ -112,6 +112,9 @@ class GAN(pl.LightningModule):
         self.generator_ema = ExponentialMovingAverage(generator, ema_decay) if ema_decay is not None else None
         self._output_shape_checked = False
         self._log_this_step = True
+        self._rng_states_to_restore: Optional[dict[str, Any]] = None
+        #: The last training step's losses and summaries (detached tensors, no host sync), for callbacks.
+        self.last_step_metrics: dict[str, Tensor] = {}
 
     # ------------------------------------------------------------------ hooks a subclass may override
 
@@ -213,6 +216,7 @@ class GAN(pl.LightningModule):
         for _ in range(self.hparams.n_critic):
             metrics = self.discriminator_step(real, opt_d)
         metrics.update(self.generator_step(real.shape[0], opt_g))
+        self.last_step_metrics = metrics
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
         self._step_schedulers("step")
@@ -320,11 +324,18 @@ class GAN(pl.LightningModule):
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        states = checkpoint.get("rng_states")
+        # Restored in `on_train_start`, not here: Lightning restores a checkpoint before it creates the
+        # training iterator, and creating it draws the DataLoader's and the RandomSampler's seeds from the
+        # global RNG. A straight run drew those after its save; restoring here would shuffle differently.
+        self._rng_states_to_restore = checkpoint.get("rng_states")
+
+    @override
+    def on_train_start(self) -> None:
+        states, self._rng_states_to_restore = self._rng_states_to_restore, None
         if states is None:
             return
         _restore_rng_states(states)
-        if self._trainer is not None and self.trainer.world_size > 1 and self.trainer.global_rank > 0:
+        if self.trainer.world_size > 1 and self.trainer.global_rank > 0:
             # The checkpoint holds rank 0's state; other ranks must keep drawing their own latents.
             torch.manual_seed((torch.initial_seed() + self.trainer.global_rank * 1_000_003) % 2**63)
 

@@ -1,0 +1,67 @@
+"""A fault on one of 2 CPU processes under ``strategy="gan_ddp"``: the whole run must end, non-zero, without hanging.
+
+Run by tests/reliability/test_ddp_faults.py in a subprocess (Lightning's "popen" launcher restarts this
+script once per rank). Usage: ``python ddp_fault_script.py MODE RANK OUT_DIR`` where MODE is
+
+* ``raise``: rank RANK raises ``RuntimeError`` inside ``training_step`` at generator step 3;
+* ``nan``: rank RANK's generator loss is NaN from generator step 3, and a ``DivergenceGuard`` checks
+  every 2 steps; every rank must stop with ``DivergenceError`` at the same check.
+
+Each rank writes ``OUT_DIR/rank<r>.txt`` with the type and message of the exception that ended it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+FAULT_STEP = 3
+
+
+def main(mode: str, failing_rank: int, out_dir: Path) -> None:
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_gan import VanillaGAN
+    from lightning_gan.callbacks.guard import DivergenceGuard
+
+    class Faulty(VanillaGAN):
+        def training_step(self, batch, batch_idx):
+            if mode == "raise" and self._on_failing_rank_from(FAULT_STEP, exactly=True):
+                raise RuntimeError(f"injected fault on rank {self.trainer.global_rank} at step {FAULT_STEP}")
+            return super().training_step(batch, batch_idx)
+
+        def generator_loss(self, fake_logits):
+            loss = super().generator_loss(fake_logits)
+            return loss * float("nan") if mode == "nan" and self._on_failing_rank_from(FAULT_STEP) else loss
+
+        def _on_failing_rank_from(self, step: int, exactly: bool = False) -> bool:
+            # global_step counts finished generator steps, so step k is under way while it equals k - 1.
+            current = self.trainer.global_step + 1
+            return self.trainer.global_rank == failing_rank and (current == step if exactly else current >= step)
+
+    pl.seed_everything(0, verbose=False)
+    gan = Faulty(image_shape=(2,), latent_dim=2, generator_hidden=(16,), discriminator_hidden=(16,),
+                 maxout_pieces=1, dropout=0.0, output_activation="identity")
+    callbacks = [DivergenceGuard(check_every_n_steps=2, saturation_steps=None)] if mode == "nan" else []
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="gan_ddp", max_steps=20, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=callbacks)
+    rank = int(os.environ.get("LOCAL_RANK", "0"))
+    try:
+        trainer.fit(gan, DataLoader(TensorDataset(torch.randn(1280, 2)), batch_size=16, shuffle=True))
+    except BaseException as error:
+        (out_dir / f"rank{rank}.txt").write_text(f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        # Tear the process group down before exit: gloo threads still alive at interpreter
+        # shutdown can abort the process ("terminate called without an active exception").
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    (out_dir / f"rank{rank}.txt").write_text(f"finished at step {trainer.global_step}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))

@@ -1,0 +1,79 @@
+"""A fault on one rank of a 2-process ``gan_ddp`` run ends the whole run, non-zero and quickly, instead of hanging."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).with_name("ddp_fault_script.py")
+TIMEOUT_S = 120
+# Start-up (importing torch and Lightning in each process, the process group) is ~10 s on 2 idle cores.
+PROMPT_S = 60
+SCENARIOS = {"raise": ("raise", 1), "nan": ("nan", 1)}
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    elapsed: float
+    reports: dict[int, str]  # rank -> what ended it, as the script wrote it
+    output: str
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory) -> dict[str, Outcome]:
+    """Runs the scenarios side by side (each mostly waits on imports), with output to files, not pipes."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
+    running = {}
+    for name, (mode, rank) in SCENARIOS.items():
+        folder = tmp_path_factory.mktemp(name)
+        log = open(folder / "output.txt", "w")
+        process = subprocess.Popen([sys.executable, str(SCRIPT), mode, str(rank), str(folder)], cwd=folder, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        running[name] = (process, folder, log, time.monotonic())
+    finished: dict[str, Outcome] = {}
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(finished) < len(running) and time.monotonic() < deadline:
+        for name, (process, folder, log, start) in running.items():
+            if name not in finished and process.poll() is not None:
+                log.close()
+                reports = {r: (folder / f"rank{r}.txt").read_text() for r in (0, 1) if (folder / f"rank{r}.txt").exists()}
+                output = (folder / "output.txt").read_text()[-4000:]
+                finished[name] = Outcome(process.returncode, time.monotonic() - start, reports, output)
+        time.sleep(0.2)
+    for name, (process, _, log, _) in running.items():
+        if name not in finished:  # a hang: stop both ranks (rank 1 is a child of rank 0, in its session)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            log.close()
+    return finished
+
+
+def test_an_exception_on_rank_1_ends_every_rank_non_zero_without_a_hang(outcomes):
+    assert "raise" in outcomes, f"still running after {TIMEOUT_S} s: a hang"
+    outcome = outcomes["raise"]
+    assert outcome.returncode != 0, outcome.output
+    assert outcome.elapsed < PROMPT_S, f"took {outcome.elapsed:.0f} s\n{outcome.output}"
+    assert outcome.reports[1] == "RuntimeError: injected fault on rank 1 at step 3"
+    # Rank 0 was waiting in the gradient all-reduce; gloo sees the peer's socket close and raises (its
+    # wording varies: "Connection closed by peer", "Read error ... Connection reset by peer").
+    assert outcome.reports[0].startswith("RuntimeError:") and "injected" not in outcome.reports[0], outcome.reports
+
+
+def test_divergence_on_one_rank_stops_every_rank_at_the_same_check(outcomes):
+    assert "nan" in outcomes, f"still running after {TIMEOUT_S} s: a hang"
+    outcome = outcomes["nan"]
+    assert outcome.returncode != 0, outcome.output
+    assert outcome.elapsed < PROMPT_S, f"took {outcome.elapsed:.0f} s\n{outcome.output}"
+    for rank in (0, 1):
+        assert outcome.reports[rank].startswith("DivergenceError: DivergenceGuard stopped training at step 4"), (
+            outcome.reports
+        )
+    assert "the generator loss was first non-finite at step 3" in outcome.reports[1]
