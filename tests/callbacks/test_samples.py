@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from conftest import batch_loader, cpu_trainer
@@ -55,8 +57,13 @@ def test_grid_is_logged_to_an_offline_wandb_run(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     logger = WandbLogger(save_dir=str(tmp_path), offline=True, project="test")
     trainer = cpu_trainer(max_epochs=1, limit_train_batches=1, logger=logger, callbacks=[ImageSampler(num_samples=4)])
-    trainer.fit(tiny_dcgan(), batch_loader(images(), batch_size=8))
-    logger.experiment.finish()
+    try:
+        trainer.fit(tiny_dcgan(), batch_loader(images(), batch_size=8))
+        logger.experiment.finish()
+    finally:
+        # wandb leaves its service address in the environment; child processes of later tests would attach
+        # to this (finished) service and lose their runs.
+        os.environ.pop("WANDB_SERVICE", None)
     pngs = list(tmp_path.glob("wandb/offline-run-*/files/media/images/samples_*.png"))
     assert len(pngs) == 1
 

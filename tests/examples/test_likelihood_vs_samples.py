@@ -1,0 +1,62 @@
+"""examples/likelihood_vs_samples.py: the table's orderings hold, it prints, and it draws the PNG."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+
+import pytest
+from example_runner import EXAMPLES
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def example():
+    path = EXAMPLES / "likelihood_vs_samples.py"
+    spec = importlib.util.spec_from_file_location("likelihood_vs_samples_example", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(scope="module")
+def table(example, tmp_path_factory):
+    # Fewer steps and samples than the script's defaults (2000 steps, 10,000 samples), to keep the test short.
+    out = tmp_path_factory.mktemp("plot") / "panels.png"
+    rows = example.run(steps=300, n_train=5000, n_eval=4000, seed=0, out=out)
+    return {row.model.split(" ")[0]: row for row in rows}, out, rows
+
+
+def test_the_memoriser_has_the_best_samples_and_the_worst_likelihood(table):
+    rows, _, _ = table
+    truth, gan, memoriser, noise = rows["data"], rows["GAN"], rows["memoriser"], rows["0.01"]
+    # Samples: as good as the data's own, better than the GAN's and the noise model's.
+    assert memoriser.sample_quality == pytest.approx(truth.sample_quality, abs=0.2)
+    assert memoriser.sample_quality > gan.sample_quality and memoriser.sample_quality > noise.sample_quality
+    # Likelihood: the worst of all, exact, and far below the truth's...
+    assert memoriser.exact_log_likelihood < noise.exact_log_likelihood
+    assert memoriser.exact_log_likelihood < gan.parzen_log_likelihood
+    assert memoriser.exact_log_likelihood < truth.exact_log_likelihood - 10
+    # ...while the Parzen estimate from its samples cannot tell it from the truth: it measures the samples.
+    assert memoriser.parzen_log_likelihood == pytest.approx(truth.parzen_log_likelihood, abs=0.3)
+
+
+def test_the_noise_model_has_a_good_likelihood_and_the_worst_samples(table):
+    rows, _, _ = table
+    truth, gan, memoriser, noise = rows["data"], rows["GAN"], rows["memoriser"], rows["0.01"]
+    assert truth.exact_log_likelihood - math.log(100) <= noise.exact_log_likelihood < truth.exact_log_likelihood
+    assert noise.sample_quality < gan.sample_quality - 100 and noise.sample_quality < memoriser.sample_quality - 100
+    assert noise.on_a_mode < 0.05 and gan.on_a_mode > 5 * noise.on_a_mode
+    assert gan.exact_log_likelihood is None  # a GAN has no density: only the Parzen estimate
+
+
+def test_the_table_is_printed_and_the_panels_drawn(example, table):
+    _, out, rows = table
+    text = example.format_table(rows)
+    assert len(text.splitlines()) == 2 + len(rows)
+    assert "n/a (no density)" in text and "memoriser" in text and "0.01 p + 0.99 noise" in text
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width > 3 * image.height  # four panels side by side
