@@ -12,6 +12,8 @@ headers, so a truncated or corrupt file fails with a clear message instead of a 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import gzip
 import math
 import zlib
@@ -31,7 +33,7 @@ _SPLITS = ("train", "test")
 _IDX_UBYTE = 0x08
 
 
-class _InMemoryVisionDataModule(pl.LightningDataModule):
+class _InMemoryVisionDataModule(pl.LightningDataModule, ABC):
     """Shared logic of the data modules below; subclasses name the data set and how to read one split.
 
     Subclasses set ``dataset_name``, ``image_shape``, ``num_classes``, ``files`` (the file names of each
@@ -191,9 +193,9 @@ class _InMemoryVisionDataModule(pl.LightningDataModule):
             self._data[split], self.batch_size, shuffle, drop_last, uint8_to_signed_unit, self.num_workers
         )
 
+    @abstractmethod
     def _candidate_folders(self) -> list[Path]:
         """Folders that may hold the files, most specific layout first."""
-        raise NotImplementedError
 
     def _find_folder(self, split: str) -> Optional[Path]:
         """The first candidate folder holding all files of ``split``, or None."""
@@ -226,12 +228,13 @@ class _InMemoryVisionDataModule(pl.LightningDataModule):
     def _expected_names(self, split: str) -> list[str]:
         return list(self.files[split])
 
+    @abstractmethod
     def _read_split(self, split: str) -> tuple[Tensor, Tensor]:
         """The whole ``split`` ("train" or "test") as uint8 images ``(N, C, H, W)`` and int64 labels."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _download(self, split: str) -> None:
-        raise NotImplementedError
+        """Downloads ``split`` into ``data_dir`` (called by ``prepare_data`` on rank zero)."""
 
 
 class _IDXDataModule(_InMemoryVisionDataModule):
