@@ -9,33 +9,21 @@ Mode collapse, the classic GAN failure, shows here as a ring with missing modes.
 from __future__ import annotations
 
 import argparse
-import math
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from lightning_gan import VanillaGAN
-
-RADIUS, STD, MODES = 2.0, 0.05, 8
-
-
-def ring_centres() -> torch.Tensor:
-    angles = torch.arange(MODES) * (2 * math.pi / MODES)
-    return RADIUS * torch.stack([angles.cos(), angles.sin()], dim=1)
+from lightning_gan.data import ToyDataModule
 
 
-def ring_samples(n: int, generator: torch.Generator) -> torch.Tensor:
-    components = torch.randint(MODES, (n,), generator=generator)
-    return ring_centres()[components] + STD * torch.randn(n, 2, generator=generator)
-
-
-def mode_report(samples: torch.Tensor) -> tuple[float, int]:
-    """Fraction of samples within 3 std of a centre, and how many centres get at least 1% of them."""
-    distances = torch.cdist(samples, ring_centres())
+def mode_report(samples: torch.Tensor, data: ToyDataModule) -> tuple[float, int]:
+    """Fraction of samples within 3 std of a mode, and how many modes get at least 1% of the samples."""
+    means, stds = data.distribution.means.float(), data.distribution.stds.float()
+    distances = torch.cdist(samples, means)
     nearest_distance, nearest = distances.min(dim=1)
-    close = nearest_distance < 3 * STD
-    counts = torch.bincount(nearest[close], minlength=MODES)
+    close = nearest_distance < 3 * stds[nearest]
+    counts = torch.bincount(nearest[close], minlength=len(means))
     return close.float().mean().item(), int((counts >= 0.01 * len(samples)).sum())
 
 
@@ -49,10 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     pl.seed_everything(args.seed)
-    data = ring_samples(50_000, torch.Generator().manual_seed(args.seed))
-    dataset = TensorDataset(data)
-    # Whole-batch slicing: per-sample indexing would cost more than the step itself on tiny nets.
-    loader = DataLoader(dataset, batch_size=None, sampler=BatchSampler(RandomSampler(dataset), args.batch_size, True))
+    data = ToyDataModule("ring8", n_samples=50_000, batch_size=args.batch_size, seed=args.seed)
     gan = VanillaGAN(
         image_shape=(2,),
         latent_dim=2,
@@ -76,11 +61,11 @@ def main() -> None:
         log_every_n_steps=100,
         enable_checkpointing=False,
     )
-    trainer.fit(gan, loader)
+    trainer.fit(gan, datamodule=data)
     if trainer.is_global_zero:
         gan.eval()
-        quality, covered = mode_report(gan.generate(10_000).float().cpu())
-        print(f"samples within 3 std of a mode: {quality:.1%}; modes covered: {covered}/{MODES}")
+        quality, covered = mode_report(gan.generate(10_000).float().cpu(), data)
+        print(f"samples within 3 std of a mode: {quality:.1%}; modes covered: {covered}/{data.num_classes}")
 
 
 if __name__ == "__main__":
