@@ -10,7 +10,7 @@ from lightning_gan.callbacks import (
     ToyLikelihoodCallback,
 )
 from lightning_gan.ema import ExponentialMovingAverage
-from lightning_gan.modules import DCGAN, GAN, WGANGP, VanillaGAN
+from lightning_gan.modules import DCGAN, GAN, SNGAN, WGANGP, ConditionalGAN, VanillaGAN
 from lightning_gan.strategies import GANDDPStrategy
 
 __version__ = "0.1.0"
@@ -20,6 +20,8 @@ __all__ = [
     "VanillaGAN",
     "DCGAN",
     "WGANGP",
+    "SNGAN",
+    "ConditionalGAN",
     "GANDDPStrategy",
     "FIDCallback",
     "DivergenceGuard",

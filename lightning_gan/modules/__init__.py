@@ -1,6 +1,7 @@
 """LightningModules: the GAN base class and ready-made presets."""
 
+from lightning_gan.modules.conditional import ConditionalGAN
 from lightning_gan.modules.gan import GAN
-from lightning_gan.modules.presets import DCGAN, WGANGP, VanillaGAN
+from lightning_gan.modules.presets import DCGAN, SNGAN, WGANGP, VanillaGAN
 
-__all__ = ["GAN", "VanillaGAN", "DCGAN", "WGANGP"]
+__all__ = ["GAN", "VanillaGAN", "DCGAN", "WGANGP", "SNGAN", "ConditionalGAN"]

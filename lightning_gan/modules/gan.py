@@ -17,6 +17,7 @@ from typing_extensions import override
 
 from lightning_gan import losses
 from lightning_gan.ema import ExponentialMovingAverage
+from lightning_gan.nets.conditioning import check_num_classes
 from lightning_gan.strategies import GANDDPStrategy
 
 __all__ = ["GAN"]
@@ -41,6 +42,14 @@ class GAN(pl.LightningModule):
     :meth:`discriminator_penalty`, :meth:`real_from_batch`, :meth:`configure_optimizers`, and, for a
     different schedule, :meth:`discriminator_step` and :meth:`generator_step`.
 
+    **Class-conditional models.** With ``num_classes`` set, both networks are called with labels,
+    ``generator(z, labels)`` and ``discriminator(x, labels)`` (the nets in :mod:`lightning_gan.nets` take
+    ``num_classes`` for this), batches must carry labels (``(samples, labels)`` tuples or a dict with a
+    ``"label"`` entry, as every data module of the package yields), and :meth:`generate` draws labels
+    uniformly unless given some. Each step generates its fakes **for the batch's labels**, so the
+    discriminator compares real and generated samples class by class and the gradient penalty
+    interpolates within a class.
+
     **Multi-process training.** Use ``Trainer(strategy="gan_ddp")`` (:class:`~lightning_gan.GANDDPStrategy`);
     Lightning's plain ``"ddp"`` cannot train a GAN and is refused with a message that says so.
 
@@ -60,10 +69,13 @@ class GAN(pl.LightningModule):
         gradient_clip_val: Clip each network's gradients at this value before its step (Lightning's
             ``Trainer(gradient_clip_val=...)`` is not available with manual optimization).
         gradient_clip_algorithm: ``"norm"`` or ``"value"``.
+        num_classes: Number of classes of a class-conditional GAN; ``None`` (the default) for an
+            unconditional one.
 
     Raises:
         ValueError: For an unknown loss, ``n_critic < 1``, ``latent_dim < 1``, a non-positive learning
-            rate, betas outside [0, 1), negative penalty weights or ``ema_decay`` outside (0, 1).
+            rate, betas outside [0, 1), negative penalty weights, ``ema_decay`` outside (0, 1),
+            ``num_classes < 2``, or a net whose own ``num_classes`` disagrees.
         TypeError: If ``generator`` or ``discriminator`` is not an ``nn.Module``.
 
     Example:
@@ -88,6 +100,7 @@ class GAN(pl.LightningModule):
         ema_decay: Optional[float] = None,
         gradient_clip_val: Optional[float] = None,
         gradient_clip_algorithm: str = "norm",
+        num_classes: Optional[int] = None,
     ) -> None:
         super().__init__()
         _validate_arguments(
@@ -103,6 +116,7 @@ class GAN(pl.LightningModule):
             ema_decay=ema_decay,
             gradient_clip_val=gradient_clip_val,
             gradient_clip_algorithm=gradient_clip_algorithm,
+            num_classes=num_classes,
         )
         self.adversarial_loss = losses.get_loss(loss)
         self.save_hyperparameters(ignore=["generator", "discriminator"])
@@ -111,6 +125,7 @@ class GAN(pl.LightningModule):
         self.discriminator = discriminator
         self.generator_ema = ExponentialMovingAverage(generator, ema_decay) if ema_decay is not None else None
         self._output_shape_checked = False
+        self._labels_checked = False
         self._log_this_step = True
         self._rng_states_to_restore: Optional[dict[str, Any]] = None
         #: The last training step's losses and summaries (detached tensors, no host sync), for callbacks.
@@ -122,13 +137,24 @@ class GAN(pl.LightningModule):
         """Draws ``n`` latent vectors, by default standard normal of shape ``(n, latent_dim)``."""
         return torch.randn(n, self.hparams.latent_dim, device=self.device)
 
+    def sample_labels(self, n: int) -> Tensor:
+        """Draws ``n`` class labels uniformly from ``[0, num_classes)`` (conditional GANs only)."""
+        if self.num_classes is None:
+            raise ValueError(f"{type(self).__name__} is unconditional (num_classes=None): it has no labels to draw.")
+        return torch.randint(self.num_classes, (n,), device=self.device)
+
+    @property
+    def num_classes(self) -> Optional[int]:
+        """The number of classes of a class-conditional GAN, ``None`` for an unconditional one."""
+        return self.hparams.get("num_classes")
+
     @override
-    def forward(self, z: Tensor) -> Tensor:
-        """Maps latents to samples with the trained generator (not its moving average)."""
-        return self.generator(z)
+    def forward(self, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        """Maps latents (and labels, when conditional) to samples with the trained generator (not its average)."""
+        return self._run(self.generator, z, labels)
 
     @torch.no_grad()
-    def generate(self, n: int, z: Optional[Tensor] = None) -> Tensor:
+    def generate(self, n: int, z: Optional[Tensor] = None, labels: Optional[Tensor] = None) -> Tensor:
         """Draws ``n`` samples without gradients, from the moving-average generator when there is one.
 
         Callbacks (FID, likelihood, sample grids) call this, so they all evaluate the same network. The
@@ -139,6 +165,8 @@ class GAN(pl.LightningModule):
             n: Number of samples.
             z: Latents to use instead of fresh ones from :meth:`sample_latent` (e.g. a fixed grid);
                 must hold ``n`` of them.
+            labels: The classes to draw (``(n,)`` integers) from a conditional GAN; drawn uniformly by
+                :meth:`sample_labels` when not given. An unconditional GAN refuses them.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"`n` must be a positive number of samples, got {n!r}.")
@@ -146,8 +174,16 @@ class GAN(pl.LightningModule):
             z = self.sample_latent(n)
         elif len(z) != n:
             raise ValueError(f"`z` holds {len(z)} latents but `n` is {n}.")
+        if self.num_classes is None and labels is not None:
+            raise ValueError(f"{type(self).__name__} is unconditional (num_classes=None); `labels` cannot be given.")
+        if self.num_classes is not None:
+            if labels is None:
+                labels = self.sample_labels(n)
+            else:
+                labels = torch.as_tensor(labels, device=self.device)
+                self._check_label_values(labels, "`labels`", expected_len=n)
         generator = self.generator_ema.module if self.generator_ema is not None else self.generator
-        return generator(z.to(self.device))
+        return self._run(generator, z.to(self.device), labels)
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """The discriminator's loss (to minimise) from its outputs on real and generated samples."""
@@ -157,16 +193,19 @@ class GAN(pl.LightningModule):
         """The generator's loss (to minimise) from the discriminator's outputs on generated samples."""
         return self.adversarial_loss.generator(fake_logits)
 
-    def discriminator_penalty(self, real: Tensor, fake: Tensor, real_logits: Tensor) -> dict[str, Tensor]:
+    def discriminator_penalty(
+        self, real: Tensor, fake: Tensor, real_logits: Tensor, labels: Optional[Tensor] = None
+    ) -> dict[str, Tensor]:
         """Regularisers added to the discriminator loss, unweighted, by log name.
 
         The default returns the WGAN-GP gradient penalty as ``"gp"`` when ``gp_weight > 0`` and R1 as
         ``"r1"`` when ``r1_gamma > 0``; :meth:`penalty_weight` gives each one's weight. ``real`` requires
-        grad when R1 is on, and ``real_logits`` were computed from it.
+        grad when R1 is on, and ``real_logits`` were computed from it. ``labels`` are the classes of
+        both ``real`` and ``fake`` in a conditional GAN (``None`` otherwise).
         """
         penalties: dict[str, Tensor] = {}
         if self.hparams.gp_weight > 0:
-            penalties["gp"] = losses.gradient_penalty(self.discriminator, real, fake)
+            penalties["gp"] = losses.gradient_penalty(lambda x: self._run(self.discriminator, x, labels), real, fake)
         if self.hparams.r1_gamma > 0:
             penalties["r1"] = losses.r1_penalty(real_logits, real)
         return penalties
@@ -192,6 +231,23 @@ class GAN(pl.LightningModule):
             "(samples, labels) tuple or a dict with an 'image' tensor; override `real_from_batch`."
         )
 
+    def labels_from_batch(self, batch: Any) -> Optional[Tensor]:
+        """The class labels of a batch for a conditional GAN: its second element or its ``"label"`` entry.
+
+        Returns ``None`` for an unconditional GAN (labels in the batch are then ignored).
+        """
+        if self.num_classes is None:
+            return None
+        if isinstance(batch, (tuple, list)) and len(batch) > 1 and isinstance(batch[1], Tensor):
+            return batch[1]
+        if isinstance(batch, dict) and isinstance(batch.get("label"), Tensor):
+            return batch["label"]
+        raise TypeError(
+            f"{type(self).__name__} is class-conditional ({self.num_classes} classes) but found no labels in a batch "
+            f"of type {type(batch).__name__}: expected (samples, labels) or a dict with a 'label' tensor; override "
+            "`labels_from_batch`."
+        )
+
     @override
     def configure_optimizers(self) -> list[Optimizer]:
         """Adam for the generator and for the discriminator, **in that order** (every module of the package).
@@ -210,12 +266,19 @@ class GAN(pl.LightningModule):
     @override
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = self.real_from_batch(batch)
+        labels = self.labels_from_batch(batch)
+        if labels is not None and not self._labels_checked:
+            self._check_label_values(labels, "The batch's labels", expected_len=real.shape[0])
+            self._labels_checked = True
         opt_g, opt_d = self.optimizers()
         self._log_this_step = self._logs_written_this_step()
         metrics: dict[str, Tensor] = {}
+        # Labels are passed only to conditional GANs, so overrides written with the unconditional
+        # signatures, `discriminator_step(real, optimizer)` and `generator_step(batch_size, optimizer)`, work.
+        label_args = () if labels is None else (labels,)
         for _ in range(self.hparams.n_critic):
-            metrics = self.discriminator_step(real, opt_d)
-        metrics.update(self.generator_step(real.shape[0], opt_g))
+            metrics = self.discriminator_step(real, opt_d, *label_args)
+        metrics.update(self.generator_step(real.shape[0], opt_g, *label_args))
         self.last_step_metrics = metrics
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
@@ -225,23 +288,27 @@ class GAN(pl.LightningModule):
         if self._log_this_step:
             self.log_dict({f"train/{k}": v for k, v in metrics.items()}, on_step=True, on_epoch=False, batch_size=real.shape[0])
 
-    def discriminator_step(self, real: Tensor, optimizer: LightningOptimizer) -> dict[str, Tensor]:
+    def discriminator_step(
+        self, real: Tensor, optimizer: LightningOptimizer, labels: Optional[Tensor] = None
+    ) -> dict[str, Tensor]:
         """One discriminator update on ``real`` and as many fresh generated samples; returns what to log.
 
-        The step is taken through the strategy directly rather than ``optimizer.step()`` so that it does
-        not advance ``trainer.global_step``, which counts generator steps (see the class docstring).
+        In a conditional GAN, ``labels`` are the classes of ``real``, and the fakes are generated for
+        the same classes. The step is taken through the strategy directly rather than
+        ``optimizer.step()`` so that it does not advance ``trainer.global_step``, which counts generator
+        steps (see the class docstring).
         """
         self.toggle_optimizer(optimizer)
         with torch.no_grad():
-            fake = self.generator(self.sample_latent(real.shape[0]))
+            fake = self._run(self.generator, self.sample_latent(real.shape[0]), labels)
         if not self._output_shape_checked:
             self._check_output_shape(real, fake)
         if self.hparams.r1_gamma > 0:
             real = real.detach().requires_grad_(True)
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake)
+        real_logits = self._run(self.discriminator, real, labels)
+        fake_logits = self._run(self.discriminator, fake, labels)
         loss = self.discriminator_loss(real_logits, fake_logits)
-        penalties = self.discriminator_penalty(real, fake, real_logits)
+        penalties = self.discriminator_penalty(real, fake, real_logits, *(() if labels is None else (labels,)))
         total = loss
         for name, value in penalties.items():
             total = total + self.penalty_weight(name) * value
@@ -256,11 +323,16 @@ class GAN(pl.LightningModule):
             metrics["d_fake"] = self._summarise_outputs(fake_logits)
         return metrics
 
-    def generator_step(self, batch_size: int, optimizer: LightningOptimizer) -> dict[str, Tensor]:
-        """One generator update against the current discriminator; returns what to log."""
+    def generator_step(
+        self, batch_size: int, optimizer: LightningOptimizer, labels: Optional[Tensor] = None
+    ) -> dict[str, Tensor]:
+        """One generator update against the current discriminator; returns what to log.
+
+        In a conditional GAN it generates ``batch_size`` samples for ``labels`` (the batch's classes).
+        """
         self.toggle_optimizer(optimizer)
-        fake = self.generator(self.sample_latent(batch_size))
-        loss = self.generator_loss(self.discriminator(fake))
+        fake = self._run(self.generator, self.sample_latent(batch_size), labels)
+        loss = self.generator_loss(self._run(self.discriminator, fake, labels))
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self._prepare_gradients(optimizer)
@@ -283,7 +355,7 @@ class GAN(pl.LightningModule):
 
     def _log_held_out_d_real(self, stage: str, batch: Any) -> None:
         real = self.real_from_batch(batch)
-        summary = self._summarise_outputs(self.discriminator(real))
+        summary = self._summarise_outputs(self._run(self.discriminator, real, self.labels_from_batch(batch)))
         self.log(f"{stage}/d_real", summary, batch_size=real.shape[0], sync_dist=True)
 
     @override
@@ -340,6 +412,24 @@ class GAN(pl.LightningModule):
             torch.manual_seed((torch.initial_seed() + self.trainer.global_rank * 1_000_003) % 2**63)
 
     # ------------------------------------------------------------------ helpers
+
+    def _run(self, net: nn.Module, x: Tensor, labels: Optional[Tensor]) -> Tensor:
+        # The one place that knows how conditional nets are called.
+        return net(x) if self.num_classes is None else net(x, labels)
+
+    def _check_label_values(self, labels: Tensor, what: str, expected_len: int) -> None:
+        # Once per run (a host sync): an out-of-range label would otherwise fail deep in an embedding, and
+        # on a GPU as an unreadable device-side assert.
+        if labels.is_floating_point() or labels.dtype == torch.bool or labels.shape != (expected_len,):
+            raise ValueError(
+                f"{what} must be {expected_len} integer class indices, shape ({expected_len},); got dtype "
+                f"{labels.dtype} and shape {tuple(labels.shape)}."
+            )
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+            raise ValueError(
+                f"{what} must lie in [0, {self.num_classes}) (num_classes={self.num_classes}); got values from "
+                f"{int(labels.min())} to {int(labels.max())}."
+            )
 
     def _prepare_gradients(self, optimizer: LightningOptimizer) -> None:
         # Average across processes before clipping, so every rank clips the same gradient.
@@ -418,10 +508,23 @@ def _validate_arguments(
     ema_decay: Any,
     gradient_clip_val: Any,
     gradient_clip_algorithm: Any,
+    num_classes: Any,
 ) -> None:
     for name, net in (("generator", generator), ("discriminator", discriminator)):
         if not isinstance(net, nn.Module):
             raise TypeError(f"`{name}` must be a torch.nn.Module, got {type(net).__name__}.")
+    try:
+        num_classes = check_num_classes(num_classes)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"`num_classes` must be None (unconditional) or an integer >= 2, got {num_classes!r}.") from error
+    for name, net in (("generator", generator), ("discriminator", discriminator)):
+        # Nets of this package say whether they are conditional; a mismatch would fail only at the first step.
+        net_classes = getattr(net, "num_classes", num_classes)
+        if net_classes != num_classes:
+            raise ValueError(
+                f"`num_classes` is {num_classes!r} but the {name} was built with num_classes={net_classes!r}; "
+                "build both networks with the GAN's num_classes."
+            )
     for name, value in (("latent_dim", latent_dim), ("n_critic", n_critic)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")

@@ -13,18 +13,28 @@ one block fewer) and 28 (MNIST style, starting from a 7x7 map).
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from .mlp import _apply_spectral_norm, _check_positive_int, _is_int
+from .conditioning import ConditionalBatchNorm2d, ProjectionHead, check_labels, check_num_classes
+from .mlp import (
+    DISCRIMINATOR_CONDITIONINGS,
+    _apply_spectral_norm,
+    _check_choice,
+    _check_embedding_dim,
+    _check_positive_int,
+    _is_int,
+)
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator", "dcgan_init_"]
 
 # Spatial size of the smallest feature map, for each supported image size.
 _BASE_SIZE = {28: 7, 32: 4, 64: 4}
 _NORMALIZATIONS = ("batch", "layer", "none")
+GENERATOR_CONDITIONINGS = ("batch_norm", "embedding")
 
 _WEIGHT_LAYERS = (
     nn.Linear,
@@ -134,14 +144,24 @@ class DCGANGenerator(nn.Module):
         image_size: Output height and width; one of 28, 32, 64.
         channels: Number of output image channels.
         features: Width multiplier (channels of the last hidden map).
+        num_classes: Makes the generator class-conditional, called as
+            ``g(z, labels)``. ``None``: unconditional.
+        conditioning: How a conditional generator sees the label:
+            ``"batch_norm"`` gives every batch norm a per-class scale and shift
+            (:class:`~lightning_gan.nets.ConditionalBatchNorm2d`, as in Miyato &
+            Koyama, 2018); ``"embedding"`` concatenates a learned label
+            embedding to ``z``.
+        embedding_dim: Size of the label embedding of ``"embedding"``
+            conditioning (default ``num_classes``).
 
     Attributes:
         latent_dim: Size of the latent vector.
         image_shape: ``(channels, image_size, image_size)``.
+        num_classes: Number of classes, or ``None`` when unconditional.
 
     Raises:
         TypeError: If an argument is not an int.
-        ValueError: If a size is not positive or ``image_size`` is unsupported.
+        ValueError: If a size is not positive, or ``image_size`` or ``conditioning`` is unsupported.
 
     Example:
         >>> import torch
@@ -150,6 +170,9 @@ class DCGANGenerator(nn.Module):
         (2, 1, 28, 28)
         >>> g.image_shape
         (1, 28, 28)
+        >>> cg = DCGANGenerator(latent_dim=8, image_size=28, channels=1, features=4, num_classes=10)
+        >>> tuple(cg(torch.randn(2, 8), torch.tensor([3, 7])).shape)
+        (2, 1, 28, 28)
     """
 
     def __init__(
@@ -158,6 +181,9 @@ class DCGANGenerator(nn.Module):
         image_size: int = 64,
         channels: int = 3,
         features: int = 64,
+        num_classes: Optional[int] = None,
+        conditioning: str = "batch_norm",
+        embedding_dim: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.latent_dim = _check_positive_int("latent_dim", latent_dim)
@@ -165,30 +191,41 @@ class DCGANGenerator(nn.Module):
         channels = _check_positive_int("channels", channels)
         features = _check_positive_int("features", features)
         self.image_shape: tuple[int, int, int] = (channels, size, size)
+        self.num_classes = check_num_classes(num_classes)
+        self.conditioning = _check_choice("conditioning", conditioning, GENERATOR_CONDITIONINGS)
+        embed = self.num_classes is not None and self.conditioning == "embedding"
+        embedding = _check_embedding_dim(embedding_dim, self.num_classes) if embed else 0
+        self.label_embedding = nn.Embedding(self.num_classes, embedding) if embed else None
+
+        def norm(width: int) -> nn.Module:
+            if self.num_classes is not None and self.conditioning == "batch_norm":
+                return ConditionalBatchNorm2d(width, self.num_classes)
+            return nn.BatchNorm2d(width)
 
         stages = _num_stages(size)
         widths = [features * 2 ** (stages - 1 - i) for i in range(stages)]
         # Convs followed by batch norm get no bias: BN's shift makes it redundant.
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(self.latent_dim, widths[0], _BASE_SIZE[size], 1, 0, bias=False),
-            nn.BatchNorm2d(widths[0]),
+            nn.ConvTranspose2d(self.latent_dim + embedding, widths[0], _BASE_SIZE[size], 1, 0, bias=False),
+            norm(widths[0]),
             nn.ReLU(inplace=True),
         ]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             layers += [
                 nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(c_out),
+                norm(c_out),
                 nn.ReLU(inplace=True),
             ]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init_(self)
 
-    def forward(self, z: Tensor) -> Tensor:
-        """Generate images.
+    def forward(self, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        """Generate images (of the given classes, when conditional).
 
         Args:
             z: Latent batch of shape ``(N, latent_dim)`` or ``(N, latent_dim, 1, 1)``.
+            labels: Class indices of shape ``(N,)``; required exactly when ``num_classes`` is set.
 
         Returns:
             Images of shape ``(N, channels, image_size, image_size)`` in ``[-1, 1]``.
@@ -200,7 +237,15 @@ class DCGANGenerator(nn.Module):
                 f"z must have shape (N, {self.latent_dim}) or (N, {self.latent_dim}, 1, 1), "
                 f"got {tuple(z.shape)}"
             )
-        return self.net(z)
+        check_labels(labels, self.num_classes, z.shape[0], "DCGANGenerator")
+        if self.num_classes is None:
+            return self.net(z)
+        if self.label_embedding is not None:
+            return self.net(torch.cat([z, self.label_embedding(labels)[:, :, None, None]], dim=1))
+        h = z
+        for layer in self.net:
+            h = layer(h, labels) if isinstance(layer, ConditionalBatchNorm2d) else layer(h)
+        return h
 
 
 class DCGANDiscriminator(nn.Module):
@@ -222,21 +267,33 @@ class DCGANDiscriminator(nn.Module):
             (``GroupNorm(1, C)``), as required by a WGAN-GP critic whose
             gradient penalty assumes samples are scored independently;
             ``"none"`` for no normalization.
-        spectral_norm: If ``True``, wrap every ``Conv2d`` with
+        spectral_norm: If ``True``, wrap every ``Conv2d`` (and the class
+            embedding of a projection discriminator) with
             :func:`torch.nn.utils.parametrizations.spectral_norm`.
+        num_classes: Makes the discriminator class-conditional, called as
+            ``d(x, labels)``. ``None``: unconditional.
+        conditioning: How a conditional discriminator sees the label:
+            ``"projection"`` adds ``<embed(y), h>`` to the logit, ``h`` being
+            the flattened last feature map that the final conv reads (Miyato &
+            Koyama, 2018); ``"concat"`` appends one constant one-hot plane per
+            class to the input image.
 
     Attributes:
         image_shape: ``(channels, image_size, image_size)``.
+        num_classes: Number of classes, or ``None`` when unconditional.
 
     Raises:
         TypeError: If an argument has the wrong type.
-        ValueError: If a size is not positive, or ``image_size`` or
-            ``normalization`` is unsupported.
+        ValueError: If a size is not positive, or ``image_size``,
+            ``normalization`` or ``conditioning`` is unsupported.
 
     Example:
         >>> import torch
         >>> d = DCGANDiscriminator(image_size=32, channels=3, features=4, normalization="layer")
         >>> tuple(d(torch.randn(2, 3, 32, 32)).shape)
+        (2,)
+        >>> cd = DCGANDiscriminator(image_size=28, channels=1, features=4, num_classes=10)
+        >>> tuple(cd(torch.randn(2, 1, 28, 28), torch.tensor([3, 7])).shape)
         (2,)
     """
 
@@ -247,6 +304,8 @@ class DCGANDiscriminator(nn.Module):
         features: int = 64,
         normalization: str = "batch",
         spectral_norm: bool = False,
+        num_classes: Optional[int] = None,
+        conditioning: str = "projection",
     ) -> None:
         super().__init__()
         size = _check_image_size(image_size)
@@ -262,11 +321,14 @@ class DCGANDiscriminator(nn.Module):
             )
         self.image_shape: tuple[int, int, int] = (channels, size, size)
         self.normalization = normalization
+        self.num_classes = check_num_classes(num_classes)
+        self.conditioning = _check_choice("conditioning", conditioning, DISCRIMINATOR_CONDITIONINGS)
+        concat = self.num_classes is not None and self.conditioning == "concat"
 
         stages = _num_stages(size)
         widths = [features * 2**i for i in range(stages)]
         layers: list[nn.Module] = [
-            nn.Conv2d(channels, widths[0], 4, 2, 1),
+            nn.Conv2d(channels + (self.num_classes if concat else 0), widths[0], 4, 2, 1),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
@@ -279,16 +341,20 @@ class DCGANDiscriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, inplace=True))
         layers.append(nn.Conv2d(widths[-1], 1, _BASE_SIZE[size], 1, 0))
         self.net = nn.Sequential(*layers)
+        projection = self.num_classes is not None and self.conditioning == "projection"
+        feature_size = widths[-1] * _BASE_SIZE[size] ** 2
+        self.projection = ProjectionHead(self.num_classes, feature_size) if projection else None
         dcgan_init_(self)
         # After init, so spectral norm's power iteration starts from the final weights.
         if spectral_norm:
             _apply_spectral_norm(self)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Score a batch of images.
+    def forward(self, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        """Score a batch of images (against their class labels, when conditional).
 
         Args:
             x: Images of shape ``(N, channels, image_size, image_size)``.
+            labels: Class indices of shape ``(N,)``; required exactly when ``num_classes`` is set.
 
         Returns:
             Logits (critic scores) of shape ``(N,)``.
@@ -297,4 +363,12 @@ class DCGANDiscriminator(nn.Module):
             raise ValueError(
                 f"x must have shape (N, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}"
             )
-        return self.net(x).view(x.shape[0])
+        check_labels(labels, self.num_classes, x.shape[0], "DCGANDiscriminator")
+        if self.num_classes is None:
+            return self.net(x).view(x.shape[0])
+        if self.projection is None:
+            planes = nn.functional.one_hot(labels, self.num_classes).to(x.dtype)[:, :, None, None]
+            return self.net(torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], dim=1)).view(x.shape[0])
+        features = self.net[:-1](x)
+        logits = self.net[-1](features).view(x.shape[0])
+        return logits + self.projection(features.flatten(1), labels)

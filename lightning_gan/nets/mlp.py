@@ -10,14 +10,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Optional
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from .conditioning import ProjectionHead, check_labels, check_num_classes
+
 __all__ = ["MLPGenerator", "MLPDiscriminator"]
 
 _OUTPUT_ACTIVATIONS = ("tanh", "sigmoid", "identity")
+DISCRIMINATOR_CONDITIONINGS = ("projection", "concat")
+
+
+def _check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+    return str(value)
+
+
+def _check_embedding_dim(embedding_dim: object, num_classes: Optional[int]) -> int:
+    """The label embedding's size: ``num_classes`` when not given (as wide as a one-hot label)."""
+    if embedding_dim is None:
+        return num_classes or 0
+    return _check_positive_int("embedding_dim", embedding_dim)
 
 
 def _is_int(value: object) -> bool:
@@ -59,12 +77,14 @@ def _check_probability(name: str, value: object) -> float:
 
 
 def _apply_spectral_norm(module: nn.Module) -> None:
+    # Embeddings too: a projection discriminator's class embedding is a linear map of the one-hot label
+    # (Miyato & Koyama 2018 normalise it as well).
     # Collect first: registering a parametrization adds child modules, which
     # must not happen while module.modules() is still iterating.
     targets = [
         m
         for m in module.modules()
-        if isinstance(m, (nn.Linear, nn.Conv2d)) and not parametrize.is_parametrized(m, "weight")
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Embedding)) and not parametrize.is_parametrized(m, "weight")
     ]
     for m in targets:
         _spectral_norm(m)
@@ -102,10 +122,15 @@ class MLPGenerator(nn.Module):
         output_activation: ``"tanh"`` for data scaled to ``[-1, 1]``,
             ``"sigmoid"`` for data in ``[0, 1]``, ``"identity"`` for
             unbounded data such as 2-D toy distributions.
+        num_classes: Makes the generator class-conditional (Mirza & Osindero,
+            2014): a learned embedding of the label is concatenated to ``z``,
+            and the net is called as ``g(z, labels)``. ``None``: unconditional.
+        embedding_dim: Size of the label embedding (default ``num_classes``).
 
     Attributes:
         latent_dim: Size of the latent vector.
         output_shape: Shape of one generated sample, as a tuple.
+        num_classes: Number of classes, or ``None`` when unconditional.
 
     Raises:
         TypeError: If an argument has the wrong type.
@@ -119,6 +144,9 @@ class MLPGenerator(nn.Module):
         (3, 1, 4, 4)
         >>> bool(x.abs().max() <= 1)
         True
+        >>> cg = MLPGenerator(latent_dim=8, output_shape=(2,), hidden_dims=(16,), num_classes=3)
+        >>> tuple(cg(torch.randn(4, 8), torch.tensor([0, 1, 2, 0])).shape)
+        (4, 2)
     """
 
     def __init__(
@@ -127,6 +155,8 @@ class MLPGenerator(nn.Module):
         output_shape: Sequence[int],
         hidden_dims: Sequence[int] = (1200, 1200),
         output_activation: str = "tanh",
+        num_classes: Optional[int] = None,
+        embedding_dim: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.latent_dim = _check_positive_int("latent_dim", latent_dim)
@@ -139,9 +169,12 @@ class MLPGenerator(nn.Module):
                 f"output_activation must be one of {_OUTPUT_ACTIVATIONS}, got {output_activation!r}"
             )
         self.output_activation = output_activation
+        self.num_classes = check_num_classes(num_classes)
+        embedding = _check_embedding_dim(embedding_dim, self.num_classes)
+        self.label_embedding = nn.Embedding(self.num_classes, embedding) if self.num_classes else None
 
         layers: list[nn.Module] = []
-        in_features = self.latent_dim
+        in_features = self.latent_dim + embedding
         for width in hidden:
             layers += [nn.Linear(in_features, width), nn.ReLU(inplace=True)]
             in_features = width
@@ -151,11 +184,12 @@ class MLPGenerator(nn.Module):
         )
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: Tensor) -> Tensor:
-        """Map latent vectors to samples.
+    def forward(self, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        """Map latent vectors (and, when conditional, class labels) to samples.
 
         Args:
             z: Latent batch of shape ``(N, latent_dim)``.
+            labels: Class indices of shape ``(N,)``; required exactly when ``num_classes`` is set.
 
         Returns:
             Samples of shape ``(N, *output_shape)``.
@@ -164,6 +198,9 @@ class MLPGenerator(nn.Module):
             raise ValueError(
                 f"z must have shape (N, {self.latent_dim}), got {tuple(z.shape)}"
             )
+        check_labels(labels, self.num_classes, z.shape[0], "MLPGenerator")
+        if self.label_embedding is not None:
+            z = torch.cat([z, self.label_embedding(labels)], dim=1)
         return self.net(z).view(z.shape[0], *self.output_shape)
 
 
@@ -186,11 +223,20 @@ class MLPDiscriminator(nn.Module):
             ``[0, 1)``. The default ``(0.2, 0.5)`` matches the paper's
             inclusion probabilities of 0.8 and 0.5.
         spectral_norm: If ``True``, wrap every ``Linear`` (including those
-            inside the maxout layers) with
+            inside the maxout layers, and the class embedding of a projection
+            discriminator) with
             :func:`torch.nn.utils.parametrizations.spectral_norm`.
+        num_classes: Makes the discriminator class-conditional, called as
+            ``d(x, labels)``. ``None``: unconditional.
+        conditioning: How a conditional discriminator sees the label:
+            ``"projection"`` adds ``<embed(y), h>`` to the logit, where ``h``
+            is the last hidden layer (Miyato & Koyama, 2018); ``"concat"``
+            appends the one-hot label to the flattened input (Mirza & Osindero,
+            2014).
 
     Attributes:
         input_shape: Shape of one sample, as a tuple.
+        num_classes: Number of classes, or ``None`` when unconditional.
 
     Raises:
         TypeError: If an argument has the wrong type.
@@ -201,6 +247,9 @@ class MLPDiscriminator(nn.Module):
         >>> d = MLPDiscriminator(input_shape=(1, 4, 4), hidden_dims=(8,), maxout_pieces=2)
         >>> tuple(d(torch.randn(3, 1, 4, 4)).shape)
         (3,)
+        >>> cd = MLPDiscriminator(input_shape=(2,), hidden_dims=(8,), num_classes=3, conditioning="concat")
+        >>> tuple(cd(torch.randn(2, 2), torch.tensor([2, 0])).shape)
+        (2,)
     """
 
     def __init__(
@@ -210,6 +259,8 @@ class MLPDiscriminator(nn.Module):
         maxout_pieces: int = 5,
         dropout: Sequence[float] | float = (0.2, 0.5),
         spectral_norm: bool = False,
+        num_classes: Optional[int] = None,
+        conditioning: str = "projection",
     ) -> None:
         super().__init__()
         self.input_shape: tuple[int, ...] = _check_int_sequence(
@@ -223,10 +274,16 @@ class MLPDiscriminator(nn.Module):
                 f"spectral_norm must be a bool, got {spectral_norm!r} of type {type(spectral_norm).__name__}"
             )
 
+        self.num_classes = check_num_classes(num_classes)
+        self.conditioning = _check_choice("conditioning", conditioning, DISCRIMINATOR_CONDITIONINGS)
+        concat = self.num_classes is not None and self.conditioning == "concat"
+
         layers: list[nn.Module] = [nn.Flatten(1)]
         if input_p > 0:
             layers.append(nn.Dropout(input_p))
-        in_features = math.prod(self.input_shape)
+        # Where the one-hot label joins the (flattened, dropped-out) input.
+        self._concat_at = len(layers) if concat else -1
+        in_features = math.prod(self.input_shape) + (self.num_classes if concat else 0)
         for width in hidden:
             if pieces == 1:
                 layers += [nn.Linear(in_features, width), nn.LeakyReLU(0.2, inplace=True)]
@@ -237,6 +294,8 @@ class MLPDiscriminator(nn.Module):
             in_features = width
         layers.append(nn.Linear(in_features, 1))
         self.net = nn.Sequential(*layers)
+        projection = self.num_classes is not None and self.conditioning == "projection"
+        self.projection = ProjectionHead(self.num_classes, in_features) if projection else None
 
         if spectral_norm:
             _apply_spectral_norm(self)
@@ -255,11 +314,12 @@ class MLPDiscriminator(nn.Module):
         p = _check_probability("dropout", dropout)
         return p, p
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Score a batch of samples.
+    def forward(self, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        """Score a batch of samples (against their class labels, when conditional).
 
         Args:
             x: Batch of shape ``(N, *input_shape)``.
+            labels: Class indices of shape ``(N,)``; required exactly when ``num_classes`` is set.
 
         Returns:
             Real-vs-fake logits of shape ``(N,)``.
@@ -268,4 +328,14 @@ class MLPDiscriminator(nn.Module):
             raise ValueError(
                 f"x must have shape (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}"
             )
-        return self.net(x).squeeze(-1)
+        check_labels(labels, self.num_classes, x.shape[0], "MLPDiscriminator")
+        if self.num_classes is None:
+            return self.net(x).squeeze(-1)
+        h = x
+        for index, layer in enumerate(self.net):
+            if index == self._concat_at:
+                h = torch.cat([h, nn.functional.one_hot(labels, self.num_classes).to(h.dtype)], dim=1)
+            if index == len(self.net) - 1 and self.projection is not None:
+                return layer(h).squeeze(-1) + self.projection(h, labels)
+            h = layer(h)
+        return h.squeeze(-1)
