@@ -114,8 +114,14 @@ class ImageSampler(_GridLogger):
     ``generate`` (the EMA generator when there is one). For 2-D data (``image_shape == (2,)``) the
     image is a scatter of the samples (red) over the discriminator's ``D(x)`` (grey, white = "real").
 
+    For a class-conditional module (one with ``num_classes`` set, e.g.
+    :class:`~lightning_gan.ConditionalGAN`) the grid has **one row per class**, ``nrow`` images each,
+    and every row uses the same ``nrow`` latents: down a column the class changes and the latent stays.
+    (``num_samples`` then does not apply, except to 2-D data, whose samples cycle through the classes
+    over the class-averaged ``D(x, y)``.)
+
     Args:
-        num_samples: Images in the grid.
+        num_samples: Images in the grid (of an unconditional module).
         nrow: Images per grid row.
         every_n_epochs: Log every this many training epochs.
         value_range: The generator's output range, mapped to [0, 1] for display.
@@ -147,10 +153,22 @@ class ImageSampler(_GridLogger):
 
     @override
     def make_image(self, pl_module: pl.LightningModule) -> Tensor:
-        z = self._fixed_latent(pl_module, self.num_samples)
-        samples = pl_module.generate(len(z), z=z).float().cpu()
+        num_classes = _num_classes(pl_module)
+        if num_classes is None:
+            z = self._fixed_latent(pl_module, self.num_samples)
+            samples = pl_module.generate(len(z), z=z).float().cpu()
+        elif _is_point_model(pl_module):
+            z = self._fixed_latent(pl_module, self.num_samples)
+            labels = torch.arange(len(z)) % num_classes
+            samples = pl_module.generate(len(z), z=z, labels=labels).float().cpu()
+        else:
+            row = self._fixed_latent(pl_module, self.nrow)
+            z = row.repeat(num_classes, *([1] * (row.dim() - 1)))
+            labels = torch.arange(num_classes).repeat_interleave(len(row))
+            samples = pl_module.generate(len(z), z=z, labels=labels).float().cpu()
         if samples.dim() == 2 and samples.shape[1] == 2:
-            return _scatter_over_discriminator(samples, getattr(pl_module, "discriminator", None), pl_module.device)
+            discriminator = getattr(pl_module, "discriminator", None)
+            return _scatter_over_discriminator(samples, discriminator, pl_module.device, num_classes)
         if samples.dim() != 4:
             raise ValueError(
                 f"ImageSampler needs images (N, C, H, W) or 2-D points (N, 2); the generator gave {tuple(samples.shape)}."
@@ -162,7 +180,8 @@ class LatentInterpolation(_GridLogger):
     """Logs spherical interpolations between fixed pairs of latents: one row per pair.
 
     Smooth rows mean the generator maps nearby latents to nearby images; abrupt jumps or repeated
-    images along a row are a sign of memorisation or mode collapse.
+    images along a row are a sign of memorisation or mode collapse. For a class-conditional module,
+    row ``i`` is drawn for class ``i % num_classes``.
 
     Args:
         num_pairs: Rows (latent pairs).
@@ -205,15 +224,38 @@ class LatentInterpolation(_GridLogger):
     @override
     def make_image(self, pl_module: pl.LightningModule) -> Tensor:
         z = self.latents(pl_module)
-        samples = pl_module.generate(len(z), z=z).float().cpu()
+        num_classes = _num_classes(pl_module)
+        if num_classes is None:
+            samples = pl_module.generate(len(z), z=z).float().cpu()
+        else:
+            labels = (torch.arange(self.num_pairs) % num_classes).repeat_interleave(self.steps)
+            samples = pl_module.generate(len(z), z=z, labels=labels).float().cpu()
         if samples.dim() != 4:
             raise ValueError(f"LatentInterpolation needs images (N, C, H, W); the generator gave {tuple(samples.shape)}.")
         return make_grid(samples, nrow=self.steps, normalize=True, value_range=self.value_range)
 
 
+def _num_classes(pl_module: pl.LightningModule) -> Optional[int]:
+    """The module's number of classes when it is class-conditional (lightning_gan.GAN's ``num_classes``)."""
+    return getattr(pl_module, "num_classes", None)
+
+
+def _is_point_model(pl_module: pl.LightningModule) -> bool:
+    # 2-D data is known by the discriminator's input shape when it says so; else by one probe sample.
+    shape = getattr(getattr(pl_module, "discriminator", None), "input_shape", None)
+    if shape is not None:
+        return tuple(shape) == (2,)
+    probe = pl_module.generate(1)
+    return probe.dim() == 2 and probe.shape[1] == 2
+
+
 @torch.no_grad()
 def _scatter_over_discriminator(
-    samples: Tensor, discriminator: Optional[torch.nn.Module], device: Any, size: int = 256
+    samples: Tensor,
+    discriminator: Optional[torch.nn.Module],
+    device: Any,
+    num_classes: Optional[int] = None,
+    size: int = 256,
 ) -> Tensor:
     # Rasterised by hand rather than with matplotlib, to keep plotting libraries out of the install.
     finite = samples[torch.isfinite(samples).all(dim=1)]
@@ -223,8 +265,16 @@ def _scatter_over_discriminator(
     background = torch.full((size, size), 0.5)
     if discriminator is not None:
         points = torch.stack([xs.flatten(), ys.flatten()], dim=1).to(device)
-        scores = discriminator(points).float().flatten().cpu()
-        background = torch.sigmoid(scores).view(size, size)
+        if num_classes is None:
+            probabilities = torch.sigmoid(discriminator(points).float().flatten())
+        else:  # averaged over the classes: white where some class's discriminator calls the point real
+            probabilities = torch.stack(
+                [
+                    torch.sigmoid(discriminator(points, torch.full((len(points),), k, device=device)).float().flatten())
+                    for k in range(num_classes)
+                ]
+            ).mean(dim=0)
+        background = probabilities.cpu().view(size, size)
     image = background.expand(3, size, size).clone()
     cols = ((finite[:, 0] + extent) / (2 * extent) * (size - 1)).round().long().clamp(0, size - 1)
     rows = ((extent - finite[:, 1]) / (2 * extent) * (size - 1)).round().long().clamp(0, size - 1)

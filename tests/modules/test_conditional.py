@@ -1,0 +1,137 @@
+"""ConditionalGAN and GAN(num_classes=...): per-class samples, labels in and out, errors, checkpoints, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import batch_loader, cpu_trainer
+
+from lightning_gan import GAN, ConditionalGAN
+from lightning_gan.data import ToyDataModule
+from lightning_gan.nets import MLPDiscriminator, MLPGenerator
+
+SCRIPT = Path(__file__).with_name("ddp_presets_script.py")
+
+
+def toy_gan(**overrides) -> ConditionalGAN:
+    options = dict(num_classes=8, image_shape=(2,), latent_dim=2, architecture="mlp", generator_hidden=(64, 64),
+                   discriminator_hidden=(64, 64), output_activation="identity", lr_g=1e-3, lr_d=1e-3, ema_decay=0.99)
+    options.update(overrides)
+    return ConditionalGAN(**options)
+
+
+def fraction_near_own_component(gan: ConditionalGAN, data: ToyDataModule, per_class: int = 1000) -> list[float]:
+    means, stds = data.distribution.means.float(), data.distribution.stds.float()
+    fractions = []
+    for k in range(data.num_classes):
+        samples = gan.generate(per_class, labels=torch.full((per_class,), k))
+        fractions.append(((samples - means[k]).norm(dim=1) < 3 * stds[k]).float().mean().item())
+    return fractions
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "concat"])
+def test_samples_drawn_for_class_k_land_on_mixture_component_k(conditioning):
+    # The acceptance test: ring of 8 Gaussians (std 0.05), each component a class; CPU, fixed seed.
+    data = ToyDataModule("ring8", n_samples=20_000, n_val=0, n_test=0, batch_size=256, seed=0)
+    gan = toy_gan(discriminator_conditioning=conditioning)
+    cpu_trainer(max_steps=2500).fit(gan, datamodule=data)
+    gan.eval()
+    fractions = fraction_near_own_component(gan, data)
+    assert min(fractions) >= 0.90, fractions
+    # And generate() without labels covers every class (uniform labels).
+    nearest = torch.cdist(gan.generate(4000), data.distribution.means.float()).argmin(dim=1)
+    counts = torch.bincount(nearest, minlength=8)
+    assert counts.min() > 4000 / 8 * 0.7, counts
+
+
+def test_an_untrained_model_does_not_pass_the_per_class_check():
+    # The check above can fail: before training, samples do not sit on their component.
+    data = ToyDataModule("ring8", n_samples=512, n_val=0, n_test=0, batch_size=256, seed=0)
+    assert max(fraction_near_own_component(toy_gan().eval(), data, per_class=200)) < 0.5
+
+
+def test_generate_draws_labels_uniformly_or_takes_them_and_checks_them():
+    gan = toy_gan()
+    assert gan.num_classes == 8
+    labels = gan.sample_labels(8000)
+    assert labels.min() == 0 and labels.max() == 7 and torch.bincount(labels).min() > 850
+    z = torch.randn(3, 2)
+    assert torch.equal(gan.generate(3, z=z, labels=torch.tensor([1, 1, 1])), gan.generate(3, z=z, labels=[1, 1, 1]))
+    with pytest.raises(ValueError, match=r"\[0, 8\)"):
+        gan.generate(2, labels=torch.tensor([0, 8]))
+    with pytest.raises(ValueError, match="2 integer class indices"):
+        gan.generate(2, labels=torch.tensor([0.0, 1.0]))
+    unconditional = GAN(MLPGenerator(2, (2,), (4,)), MLPDiscriminator((2,), (4,), 1, 0.0), latent_dim=2)
+    assert unconditional.num_classes is None
+    with pytest.raises(ValueError, match="unconditional"):
+        unconditional.generate(2, labels=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="unconditional"):
+        unconditional.sample_labels(2)
+
+
+def test_bad_arguments_are_refused_before_training():
+    with pytest.raises(ValueError, match="architecture"):
+        ConditionalGAN(architecture="resnet")
+    with pytest.raises(ValueError, match="batch norm"):
+        toy_gan(generator_conditioning="batch_norm")
+    with pytest.raises(ValueError, match="num_classes"):
+        toy_gan(num_classes=1)
+    with pytest.raises(ValueError, match="num_classes=3"):
+        GAN(MLPGenerator(2, (2,), (4,), num_classes=3), MLPDiscriminator((2,), (4,), num_classes=4), latent_dim=2,
+            num_classes=4)
+    with pytest.raises(ValueError, match="num_classes=None"):
+        GAN(MLPGenerator(2, (2,), (4,)), MLPDiscriminator((2,), (4,), num_classes=4), latent_dim=2, num_classes=4)
+
+
+def test_batches_without_labels_or_with_out_of_range_labels_fail_with_a_message():
+    gan = toy_gan(num_classes=4)
+    with pytest.raises(TypeError, match="no labels"):
+        cpu_trainer(max_steps=1).fit(gan, batch_loader(torch.randn(16, 2), batch_size=8))
+    with pytest.raises(ValueError, match=r"lie in \[0, 4\)"):
+        cpu_trainer(max_steps=1).fit(toy_gan(num_classes=4), batch_loader(torch.randn(16, 2), torch.arange(16), batch_size=8))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),  # conditional batch norm + projection, spectral norm, hinge
+        dict(generator_conditioning="embedding", discriminator_conditioning="concat", spectral_norm=False,
+             discriminator_normalization="batch", loss="non_saturating"),
+        dict(loss="wasserstein", gp_weight=10.0, spectral_norm=False, discriminator_normalization="layer", n_critic=2),
+    ],
+    ids=["cbn-projection", "embedding-concat", "wgan-gp"],
+)
+def test_dcgan_conditional_variants_train_and_checkpoints_restore_them(tmp_path, options):
+    gan = ConditionalGAN(num_classes=3, image_shape=(1, 28, 28), latent_dim=8, features=4, ema_decay=0.9, **options)
+    images, labels = torch.rand(24, 1, 28, 28) * 2 - 1, torch.arange(24) % 3
+    trainer = cpu_trainer(max_steps=3)
+    trainer.fit(gan, batch_loader(images, labels, batch_size=8))
+    assert trainer.global_step == 3
+    assert torch.isfinite(gan.last_step_metrics["loss_d"]) and torch.isfinite(gan.last_step_metrics["loss_g"])
+    if "gp_weight" in options:
+        assert "gp" in gan.last_step_metrics
+    trainer.save_checkpoint(tmp_path / "c.ckpt")
+    restored = ConditionalGAN.load_from_checkpoint(tmp_path / "c.ckpt").eval()
+    gan.eval()
+    z, y = torch.randn(4, 8), torch.tensor([0, 1, 2, 0])
+    assert torch.equal(restored.generate(4, z=z, labels=y), gan.generate(4, z=z, labels=y))
+    assert restored.hparams.num_classes == 3
+
+
+def test_conditional_gan_trains_under_cpu_ddp_and_ranks_hold_identical_weights(tmp_path):
+    out = tmp_path / "ranks.json"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(SCRIPT), str(out), "conditional", "4"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = json.loads(out.read_text())
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert all(r["global_step"] == 4 for r in ranks)
+    assert ranks[0]["digests"] == ranks[1]["digests"]
+    assert ranks[0]["sigmas"] and all(s == pytest.approx(1.0, rel=0.05) for s in ranks[0]["sigmas"])
