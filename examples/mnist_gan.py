@@ -4,6 +4,8 @@
     python examples/mnist_gan.py --accelerator cpu --devices 2   # DDP over 2 CPU processes
     python examples/mnist_gan.py --config examples/configs/mnist_dcgan.yaml
     python examples/mnist_gan.py --model WGANGP --model.lr_g 2e-4 --model.n_critic 5
+    python examples/mnist_gan.py --model SNGAN                   # ResNets, spectral norm, hinge loss (Miyato et al.)
+    python examples/mnist_gan.py --model ConditionalGAN          # class-conditional: one sample-grid row per digit
     python examples/mnist_gan.py --model my_package.MyGAN        # your own GAN subclass (takes `image_shape`)
     python examples/mnist_gan.py --logger wandb                  # Weights & Biases (offline without a key)
     python examples/mnist_gan.py --ckpt_path last                # resume from <checkpoint.dirpath>/last.ckpt
@@ -14,7 +16,8 @@ Every argument of the Trainer (`--trainer.*`), the model (`--model.*`, e.g. `--m
 `--devices`, `--accelerator`, `--num_nodes`, `--max_steps`, `--max_epochs`, `--precision` stand for
 `--trainer.<same>`, and `--logger wandb|csv|tensorboard|none` for `--trainer.logger WandbLogger|CSVLogger|...`
 (all of them under ./lightning_logs). Without a logger, Lightning's default (TensorBoard if installed, else CSV).
-The data's image shape is passed to the model: never type 28.
+The data's image shape is passed to the model: never type 28. A class-conditional model (`--model ConditionalGAN`)
+takes the data's number of classes the same way; `--model SNGAN --model.num_classes 10` is the projection cGAN.
 
 Defaults, each with its flags:
 
@@ -248,10 +251,16 @@ class GANCLI(LightningCLI):
             defaults: dict[str, Any] = {"data": {"class_path": probe.data.class_path}}
             model_class = _import(probe.model.class_path)
             model_default: dict[str, Any] = {"class_path": probe.model.class_path}
-            if "ema_decay" in inspect.signature(model_class).parameters:
+            parameters = inspect.signature(model_class).parameters
+            if "ema_decay" in parameters:
                 model_default["init_args"] = {"ema_decay": DEFAULT_EMA_DECAY}
             defaults["model"] = model_default
             parser.set_defaults(defaults)
+            # A model that is always class-conditional (ConditionalGAN: `num_classes` defaults to a number) learns
+            # the data's classes, as it learns the image shape. One where conditioning is optional (SNGAN:
+            # `num_classes=None`) stays unconditional unless `--model.num_classes` is given.
+            if "num_classes" in parameters and parameters["num_classes"].default is not None:
+                parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:

@@ -242,7 +242,8 @@ def _num_classes(pl_module: pl.LightningModule) -> Optional[int]:
 
 def _is_point_model(pl_module: pl.LightningModule) -> bool:
     # 2-D data is known by the discriminator's input shape when it says so; else by one probe sample.
-    shape = getattr(getattr(pl_module, "discriminator", None), "input_shape", None)
+    discriminator = getattr(pl_module, "discriminator", None)
+    shape = getattr(discriminator, "input_shape", getattr(discriminator, "image_shape", None))
     if shape is not None:
         return tuple(shape) == (2,)
     probe = pl_module.generate(1)

@@ -186,3 +186,23 @@ def test_two_cpu_ranks_log_the_same_value_with_uneven_sample_counts(tmp_path):
     # probe (1); the real shard of 20 in loader batches of 16 (split 10 + 6) and 4; 17 / 16 samples by 10
     assert ranks[0]["sizes"] == [1, 10, 6, 4, 10, 7]
     assert ranks[1]["sizes"] == [1, 10, 6, 4, 10, 6]
+
+
+def test_fid_of_a_conditional_gan_uses_uniformly_drawn_labels():
+    from lightning_gan import ConditionalGAN
+
+    gan = ConditionalGAN(num_classes=3, image_shape=(1, 28, 28), latent_dim=8, features=4)
+    drawn: list[torch.Tensor] = []
+    original = gan.sample_labels
+    gan.sample_labels = lambda n: drawn.append(original(n)) or drawn[-1]
+    extractor = CountingExtractor()
+    callback = FIDCallback(num_samples=64, batch_size=FAKE_BATCH, feature_extractor=extractor)
+    trainer = cpu_trainer(max_epochs=1, limit_train_batches=1, num_sanity_val_steps=0, callbacks=[callback])
+    images = torch.rand(64, 1, 28, 28) * 2 - 1
+    module = TensorDataModule((images, torch.arange(64) % 3), val=(images[:48], torch.arange(48) % 3),
+                              batch_size=REAL_BATCH)
+    trainer.fit(gan, datamodule=module)
+    assert math.isfinite(trainer.callback_metrics["val/fid"].item())
+    assert extractor.fake_calls == 2 and extractor.real_calls == 3
+    generated_labels = torch.cat([labels for labels in drawn if len(labels) == FAKE_BATCH])
+    assert len(generated_labels) == 64 and set(generated_labels.tolist()) == {0, 1, 2}

@@ -95,3 +95,63 @@ def test_slerp_keeps_the_norm_between_equal_norm_latents():
 def test_bad_arguments_are_rejected(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+def conditional_dcgan(num_classes: int = 3):
+    from lightning_gan import ConditionalGAN
+
+    return ConditionalGAN(num_classes=num_classes, image_shape=(1, 28, 28), latent_dim=8, features=4)
+
+
+def record_generate_calls(gan, monkeypatch) -> list:
+    calls = []
+    original = gan.generate
+
+    def recording(n, z=None, labels=None):
+        calls.append((None if z is None else z.clone(), None if labels is None else torch.as_tensor(labels).clone()))
+        return original(n, z=z, labels=labels)
+
+    monkeypatch.setattr(gan, "generate", recording)
+    return calls
+
+
+def test_conditional_grid_has_one_row_per_class_with_the_same_latents_in_every_row(tmp_path, monkeypatch):
+    gan = conditional_dcgan(num_classes=3).eval()
+    calls = record_generate_calls(gan, monkeypatch)
+    image = ImageSampler(num_samples=64, nrow=5).make_image(gan)
+    assert image.shape == (3, 3 * 30 + 2, 5 * 30 + 2)  # 3 class rows of 5 images
+    z, labels = calls[-1]
+    assert torch.equal(labels, torch.tensor([0] * 5 + [1] * 5 + [2] * 5))
+    assert torch.equal(z[:5], z[5:10]) and torch.equal(z[:5], z[10:]) and not torch.equal(z[0], z[1])
+    # Rows differ: the class changes the images (random conditional batch-norm gains make classes distinct).
+    for module in gan.generator.modules():
+        if hasattr(module, "gain"):
+            torch.nn.init.normal_(module.gain.weight, 1.0, 0.5)
+    image = ImageSampler(num_samples=64, nrow=5).make_image(gan)
+    row = 30
+    assert not torch.allclose(image[:, 2:row, :], image[:, row + 2:2 * row, :])
+
+    # In training, through a CSV logger, as a PNG of that size.
+    sampler = ImageSampler(nrow=4)
+    trainer = cpu_trainer(max_epochs=1, limit_train_batches=1, logger=CSVLogger(tmp_path), callbacks=[sampler])
+    trainer.fit(conditional_dcgan(num_classes=3), batch_loader(images(), torch.arange(32) % 3, batch_size=8))
+    with Image.open(sampler.saved_paths[0]) as png:
+        assert png.size == (4 * 30 + 2, 3 * 30 + 2)
+
+
+def test_conditional_interpolation_rows_and_two_dimensional_scatter(monkeypatch):
+    from lightning_gan import ConditionalGAN
+
+    gan = conditional_dcgan(num_classes=2).eval()
+    calls = record_generate_calls(gan, monkeypatch)
+    LatentInterpolation(num_pairs=3, steps=4).make_image(gan)
+    assert torch.equal(calls[-1][1], torch.tensor([0] * 4 + [1] * 4 + [0] * 4))
+
+    toy = ConditionalGAN(num_classes=4, image_shape=(2,), latent_dim=2, architecture="mlp", generator_hidden=(8,),
+                         discriminator_hidden=(8,), output_activation="identity").eval()
+    calls = record_generate_calls(toy, monkeypatch)
+    image = ImageSampler(num_samples=40).make_image(toy)
+    assert image.shape == (3, 256, 256)
+    assert torch.equal(calls[-1][1], torch.arange(40) % 4)
+    red = (image[0] == 1) & (image[1] == 0) & (image[2] == 0)
+    assert 1 <= int(red.sum()) <= 40
