@@ -2,8 +2,10 @@
 
     python examples/toy_gan.py                                  # one CPU process, a few minutes
     python examples/toy_gan.py --accelerator cpu --devices 2    # two processes with the GAN-aware DDP
+    python examples/toy_gan.py --model ConditionalGAN           # one class per mode: samples of class k on mode k
 
-Mode collapse, the classic GAN failure, shows here as a ring with missing modes.
+Mode collapse, the classic GAN failure, shows here as a ring with missing modes. The conditional model is told
+which mode to draw; its report is, per class, the fraction of samples within 3 std of that class's own mode.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import pytorch_lightning as pl
 import torch
 
-from lightning_gan import VanillaGAN
+from lightning_gan import ConditionalGAN, VanillaGAN
 from lightning_gan.data import ToyDataModule
 
 
@@ -27,6 +29,16 @@ def mode_report(samples: torch.Tensor, data: ToyDataModule) -> tuple[float, int]
     return close.float().mean().item(), int((counts >= 0.01 * len(samples)).sum())
 
 
+def per_class_report(gan: ConditionalGAN, data: ToyDataModule, per_class: int = 1000) -> list[float]:
+    """For each class k, the fraction of samples drawn for k within 3 std of mixture component k."""
+    means, stds = data.distribution.means.float(), data.distribution.stds.float()
+    fractions = []
+    for k in range(data.num_classes):
+        samples = gan.generate(per_class, labels=torch.full((per_class,), k)).float().cpu()
+        fractions.append(((samples - means[k]).norm(dim=1) < 3 * stds[k]).float().mean().item())
+    return fractions
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max_steps", type=int, default=3000, help="generator steps")
@@ -34,22 +46,18 @@ def main() -> None:
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--devices", default="1")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", choices=("VanillaGAN", "ConditionalGAN"), default="VanillaGAN")
     args = parser.parse_args()
 
     pl.seed_everything(args.seed)
     data = ToyDataModule("ring8", n_samples=50_000, batch_size=args.batch_size, seed=args.seed)
-    gan = VanillaGAN(
-        image_shape=(2,),
-        latent_dim=2,
-        generator_hidden=(128, 128),
-        discriminator_hidden=(128, 128),
-        maxout_pieces=1,
-        dropout=0.0,
-        output_activation="identity",
-        lr_g=1e-3,
-        lr_d=1e-3,
-        ema_decay=0.99,
-    )
+    shared = dict(image_shape=(2,), latent_dim=2, generator_hidden=(128, 128), discriminator_hidden=(128, 128),
+                  output_activation="identity", lr_g=1e-3, lr_d=1e-3, ema_decay=0.99)
+    if args.model == "ConditionalGAN":
+        # The mixture components are the classes; MLP nets, projection discriminator, spectral norm, hinge loss.
+        gan = ConditionalGAN(num_classes=data.num_classes, architecture="mlp", **shared)
+    else:
+        gan = VanillaGAN(maxout_pieces=1, dropout=0.0, **shared)
     devices = int(args.devices) if args.devices.isdigit() else args.devices
     multi_process = isinstance(devices, int) and devices > 1
     trainer = pl.Trainer(
@@ -66,6 +74,9 @@ def main() -> None:
         gan.eval()
         quality, covered = mode_report(gan.generate(10_000).float().cpu(), data)
         print(f"samples within 3 std of a mode: {quality:.1%}; modes covered: {covered}/{data.num_classes}")
+        if isinstance(gan, ConditionalGAN):
+            fractions = per_class_report(gan, data)
+            print("samples of class k within 3 std of mode k: " + " ".join(f"{f:.0%}" for f in fractions))
 
 
 if __name__ == "__main__":

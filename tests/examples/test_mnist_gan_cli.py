@@ -112,7 +112,7 @@ def test_the_small_feature_extractor_is_fixed_and_takes_any_channels(example):
     assert not any(p.requires_grad for p in a.parameters())
 
 
-@pytest.mark.parametrize("name", ["mnist_dcgan", "mnist_wgangp", "mnist_smoke"])
+@pytest.mark.parametrize("name", ["mnist_dcgan", "mnist_wgangp", "mnist_smoke", "mnist_sngan", "mnist_conditional"])
 def test_the_shipped_configs_parse(print_config, name):
     path = MNIST_GAN.parent / "configs" / f"{name}.yaml"
     config = yaml.safe_load(print_config(["--config", str(path)]))
@@ -122,6 +122,10 @@ def test_the_shipped_configs_parse(print_config, name):
         assert config["model"]["init_args"][key] == value, key
     if name == "mnist_wgangp":  # the class's own defaults fill what the file leaves out
         assert config["model"]["init_args"]["n_critic"] == 5 and config["model"]["init_args"]["loss"] == "wasserstein"
+    if name == "mnist_sngan":
+        assert config["model"]["init_args"]["n_critic"] == 5 and config["model"]["init_args"]["loss"] == "hinge"
+    if name == "mnist_conditional":  # linked from the data module, so not in the printed model arguments
+        assert "num_classes" not in config["model"]["init_args"]
 
 
 def wandb_spec(**init_args):
