@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from lightning_gan.modules.gan import GAN
-from lightning_gan.modules.presets import _square_image
+from lightning_gan.modules.presets import _square_image, training_options
 from lightning_gan.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 
 __all__ = ["ConditionalGAN"]
@@ -127,16 +127,6 @@ class ConditionalGAN(GAN):
         super().__init__(
             generator=generator,
             discriminator=discriminator,
-            latent_dim=latent_dim,
-            loss=loss,
-            lr_g=lr_g,
-            lr_d=lr_d,
-            betas=betas,
-            n_critic=n_critic,
-            gp_weight=gp_weight,
-            r1_gamma=r1_gamma,
-            ema_decay=ema_decay,
-            gradient_clip_val=gradient_clip_val,
-            gradient_clip_algorithm=gradient_clip_algorithm,
+            **training_options(locals()),
             num_classes=num_classes,
         )

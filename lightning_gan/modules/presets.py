@@ -8,7 +8,7 @@ a flag.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 from lightning_gan.modules.gan import GAN
 from lightning_gan.nets import (
@@ -21,6 +21,28 @@ from lightning_gan.nets import (
 )
 
 __all__ = ["VanillaGAN", "DCGAN", "WGANGP", "SNGAN"]
+
+
+# The GAN arguments every preset takes and hands on unchanged. Each preset still lists them in its own signature:
+# LightningCLI and `save_hyperparameters` read a class's explicit, typed parameters, not **kwargs.
+_TRAINING_OPTIONS = (
+    "latent_dim",
+    "loss",
+    "lr_g",
+    "lr_d",
+    "betas",
+    "n_critic",
+    "gp_weight",
+    "r1_gamma",
+    "ema_decay",
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+)
+
+
+def training_options(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`GAN` arguments among a preset's ``locals()``, to pass on as ``super().__init__(**...)``."""
+    return {name: arguments[name] for name in _TRAINING_OPTIONS}
 
 
 def _square_image(image_shape: Sequence[int]) -> tuple[int, int]:
@@ -78,17 +100,7 @@ class VanillaGAN(GAN):
         super().__init__(
             generator=MLPGenerator(latent_dim, image_shape, generator_hidden, output_activation),
             discriminator=MLPDiscriminator(image_shape, discriminator_hidden, maxout_pieces, dropout),
-            latent_dim=latent_dim,
-            loss=loss,
-            lr_g=lr_g,
-            lr_d=lr_d,
-            betas=betas,
-            n_critic=n_critic,
-            gp_weight=gp_weight,
-            r1_gamma=r1_gamma,
-            ema_decay=ema_decay,
-            gradient_clip_val=gradient_clip_val,
-            gradient_clip_algorithm=gradient_clip_algorithm,
+            **training_options(locals()),
         )
 
 
@@ -128,17 +140,7 @@ class DCGAN(GAN):
         super().__init__(
             generator=DCGANGenerator(latent_dim, size, channels, features),
             discriminator=DCGANDiscriminator(size, channels, features, normalization="batch"),
-            latent_dim=latent_dim,
-            loss=loss,
-            lr_g=lr_g,
-            lr_d=lr_d,
-            betas=betas,
-            n_critic=n_critic,
-            gp_weight=gp_weight,
-            r1_gamma=r1_gamma,
-            ema_decay=ema_decay,
-            gradient_clip_val=gradient_clip_val,
-            gradient_clip_algorithm=gradient_clip_algorithm,
+            **training_options(locals()),
         )
 
 
@@ -189,17 +191,7 @@ class WGANGP(GAN):
         super().__init__(
             generator=DCGANGenerator(latent_dim, size, channels, features),
             discriminator=DCGANDiscriminator(size, channels, features, normalization=critic_normalization),
-            latent_dim=latent_dim,
-            loss=loss,
-            lr_g=lr_g,
-            lr_d=lr_d,
-            betas=betas,
-            n_critic=n_critic,
-            gp_weight=gp_weight,
-            r1_gamma=r1_gamma,
-            ema_decay=ema_decay,
-            gradient_clip_val=gradient_clip_val,
-            gradient_clip_algorithm=gradient_clip_algorithm,
+            **training_options(locals()),
         )
 
 
@@ -257,16 +249,6 @@ class SNGAN(GAN):
             discriminator=ResNetDiscriminator(
                 size, channels, discriminator_features, spectral_norm=True, num_classes=num_classes
             ),
-            latent_dim=latent_dim,
-            loss=loss,
-            lr_g=lr_g,
-            lr_d=lr_d,
-            betas=betas,
-            n_critic=n_critic,
-            gp_weight=gp_weight,
-            r1_gamma=r1_gamma,
-            ema_decay=ema_decay,
-            gradient_clip_val=gradient_clip_val,
-            gradient_clip_algorithm=gradient_clip_algorithm,
+            **training_options(locals()),
             num_classes=num_classes,
         )
