@@ -126,6 +126,7 @@ class GAN(pl.LightningModule):
         self.generator_ema = ExponentialMovingAverage(generator, ema_decay) if ema_decay is not None else None
         self._output_shape_checked = False
         self._labels_checked = False
+        self._num_classes: Optional[int] = num_classes  # read several times a step; hparams lookups cost more
         self._log_this_step = True
         self._rng_states_to_restore: Optional[dict[str, Any]] = None
         #: The last training step's losses and summaries (detached tensors, no host sync), for callbacks.
@@ -146,7 +147,7 @@ class GAN(pl.LightningModule):
     @property
     def num_classes(self) -> Optional[int]:
         """The number of classes of a class-conditional GAN, ``None`` for an unconditional one."""
-        return self.hparams.get("num_classes")
+        return self._num_classes
 
     @override
     def forward(self, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:

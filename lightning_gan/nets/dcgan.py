@@ -369,6 +369,9 @@ class DCGANDiscriminator(nn.Module):
         if self.projection is None:
             planes = nn.functional.one_hot(labels, self.num_classes).to(x.dtype)[:, :, None, None]
             return self.net(torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], dim=1)).view(x.shape[0])
-        features = self.net[:-1](x)
-        logits = self.net[-1](features).view(x.shape[0])
+        *feature_layers, final_conv = self.net  # unpacked, not sliced: slicing builds a new Sequential per call
+        features = x
+        for layer in feature_layers:
+            features = layer(features)
+        logits = final_conv(features).view(x.shape[0])
         return logits + self.projection(features.flatten(1), labels)
