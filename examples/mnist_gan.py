@@ -257,10 +257,13 @@ class GANCLI(LightningCLI):
             defaults["model"] = model_default
             parser.set_defaults(defaults)
             # A model that is always class-conditional (ConditionalGAN: `num_classes` defaults to a number) learns
-            # the data's classes, as it learns the image shape. One where conditioning is optional (SNGAN:
-            # `num_classes=None`) stays unconditional unless `--model.num_classes` is given.
+            # the data's classes, as it learns the image shape, unless `--model.num_classes` says otherwise (a
+            # link would silently override it). One where conditioning is optional (SNGAN: `num_classes=None`)
+            # stays unconditional unless `--model.num_classes` is given.
             if "num_classes" in parameters and parameters["num_classes"].default is not None:
-                parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+                init_args = probe.model.get("init_args") or {}
+                if init_args.get("num_classes", parameters["num_classes"].default) == parameters["num_classes"].default:
+                    parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:

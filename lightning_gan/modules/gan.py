@@ -267,10 +267,7 @@ class GAN(pl.LightningModule):
     @override
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = self.real_from_batch(batch)
-        labels = self.labels_from_batch(batch)
-        if labels is not None and not self._labels_checked:
-            self._check_label_values(labels, "The batch's labels", expected_len=real.shape[0])
-            self._labels_checked = True
+        labels = self._checked_labels(batch, real.shape[0])
         opt_g, opt_d = self.optimizers()
         self._log_this_step = self._logs_written_this_step()
         metrics: dict[str, Tensor] = {}
@@ -356,7 +353,7 @@ class GAN(pl.LightningModule):
 
     def _log_held_out_d_real(self, stage: str, batch: Any) -> None:
         real = self.real_from_batch(batch)
-        summary = self._summarise_outputs(self._run(self.discriminator, real, self.labels_from_batch(batch)))
+        summary = self._summarise_outputs(self._run(self.discriminator, real, self._checked_labels(batch, real.shape[0])))
         self.log(f"{stage}/d_real", summary, batch_size=real.shape[0], sync_dist=True)
 
     @override
@@ -417,6 +414,13 @@ class GAN(pl.LightningModule):
     def _run(self, net: nn.Module, x: Tensor, labels: Optional[Tensor]) -> Tensor:
         # The one place that knows how conditional nets are called.
         return net(x) if self.num_classes is None else net(x, labels)
+
+    def _checked_labels(self, batch: Any, batch_size: int) -> Optional[Tensor]:
+        labels = self.labels_from_batch(batch)
+        if labels is not None and not self._labels_checked:  # the first batch (sanity check or training) only
+            self._check_label_values(labels, "The batch's labels", expected_len=batch_size)
+            self._labels_checked = True
+        return labels
 
     def _check_label_values(self, labels: Tensor, what: str, expected_len: int) -> None:
         # Once per run (a host sync): an out-of-range label would otherwise fail deep in an embedding, and

@@ -82,3 +82,9 @@ def test_sngan_trains_on_mnist_with_two_cpu_processes(tmp_path):
     assert "stopped at generator step 3" in result.stderr, explain(result)
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["hyper_parameters"]["loss"] == "hinge" and checkpoint["hyper_parameters"]["n_critic"] == 5
+
+
+def test_an_explicit_num_classes_is_kept_not_overridden_by_the_data(example, monkeypatch, capsys, tmp_path):
+    model = printed_model_config(example, monkeypatch, capsys, tmp_path,
+                                 ["--model", "ConditionalGAN", "--model.num_classes", "12"])
+    assert model["init_args"]["num_classes"] == 12

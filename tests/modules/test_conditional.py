@@ -95,6 +95,12 @@ def test_batches_without_labels_or_with_out_of_range_labels_fail_with_a_message(
         cpu_trainer(max_steps=1).fit(gan, batch_loader(torch.randn(16, 2), batch_size=8))
     with pytest.raises(ValueError, match=r"lie in \[0, 4\)"):
         cpu_trainer(max_steps=1).fit(toy_gan(num_classes=4), batch_loader(torch.randn(16, 2), torch.arange(16), batch_size=8))
+    # The sanity-check validation batch comes first: it is checked the same way, before any training step.
+    with pytest.raises(ValueError, match=r"lie in \[0, 4\)"):
+        cpu_trainer(max_steps=1, num_sanity_val_steps=1).fit(
+            toy_gan(num_classes=4), batch_loader(torch.randn(16, 2), torch.arange(16) % 4, batch_size=8),
+            batch_loader(torch.randn(16, 2), torch.arange(16), batch_size=8, shuffle=False),
+        )
 
 
 @pytest.mark.parametrize(
