@@ -45,7 +45,7 @@ def main(out_path: str, model: str, steps: int) -> None:
     if model == "sngan":
         images = torch.rand(64, 3, 32, 32) * 2 - 1
         gan = SNGAN(image_shape=(3, 32, 32), latent_dim=16, generator_features=8, discriminator_features=8,
-                    num_classes=4, ema_decay=0.9)
+                    ema_decay=0.9)
     else:
         images = torch.rand(64, 1, 28, 28) * 2 - 1
         gan = ConditionalGAN(num_classes=4, image_shape=(1, 28, 28), latent_dim=8, features=4, ema_decay=0.9)

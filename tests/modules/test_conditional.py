@@ -44,6 +44,10 @@ def test_samples_drawn_for_class_k_land_on_mixture_component_k(conditioning):
     gan.eval()
     fractions = fraction_near_own_component(gan, data)
     assert min(fractions) >= 0.90, fractions
+    # The MLP discriminator's spectral norm (on by default) holds too: every normalised weight at sigma ~ 1.
+    normalised = [m.weight.detach().flatten(1) for m in gan.discriminator.modules() if hasattr(m, "parametrizations")]
+    assert len(normalised) == 3 + (conditioning == "projection")  # 3 linears (+ the class embedding)
+    assert all(abs(float(torch.linalg.matrix_norm(w, ord=2)) - 1) <= 0.05 for w in normalised)
     # And generate() without labels covers every class (uniform labels).
     nearest = torch.cdist(gan.generate(4000), data.distribution.means.float()).argmin(dim=1)
     counts = torch.bincount(nearest, minlength=8)

@@ -89,4 +89,4 @@ def test_sngan_trains_under_cpu_ddp_and_ranks_hold_identical_weights(tmp_path):
     assert [r["rank"] for r in ranks] == [0, 1]
     assert all(r["global_step"] == 4 for r in ranks)
     assert ranks[0]["digests"] == ranks[1]["digests"]
-    assert len(ranks[0]["sigmas"]) == 12 and all(s == pytest.approx(1.0, rel=0.05) for s in ranks[0]["sigmas"])
+    assert len(ranks[0]["sigmas"]) == 11 and all(s == pytest.approx(1.0, rel=0.05) for s in ranks[0]["sigmas"])
