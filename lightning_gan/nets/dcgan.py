@@ -147,10 +147,11 @@ class DCGANGenerator(nn.Module):
         num_classes: Makes the generator class-conditional, called as
             ``g(z, labels)``. ``None``: unconditional.
         conditioning: How a conditional generator sees the label:
+            ``"embedding"`` concatenates a learned label embedding to ``z``;
             ``"batch_norm"`` gives every batch norm a per-class scale and shift
             (:class:`~lightning_gan.nets.ConditionalBatchNorm2d`, as in Miyato &
-            Koyama, 2018); ``"embedding"`` concatenates a learned label
-            embedding to ``z``.
+            Koyama, 2018), which start equal for all classes, so the class
+            takes effect more slowly in training.
         embedding_dim: Size of the label embedding of ``"embedding"``
             conditioning (default ``num_classes``).
 
@@ -182,7 +183,7 @@ class DCGANGenerator(nn.Module):
         channels: int = 3,
         features: int = 64,
         num_classes: Optional[int] = None,
-        conditioning: str = "batch_norm",
+        conditioning: str = "embedding",
         embedding_dim: Optional[int] = None,
     ) -> None:
         super().__init__()

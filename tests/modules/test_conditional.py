@@ -110,12 +110,12 @@ def test_batches_without_labels_or_with_out_of_range_labels_fail_with_a_message(
 @pytest.mark.parametrize(
     "options",
     [
-        dict(),  # conditional batch norm + projection, spectral norm, hinge
-        dict(generator_conditioning="embedding", discriminator_conditioning="concat", spectral_norm=False,
+        dict(),  # label embedding + projection, spectral norm, hinge
+        dict(generator_conditioning="batch_norm", discriminator_conditioning="concat", spectral_norm=False,
              discriminator_normalization="batch", loss="non_saturating"),
         dict(loss="wasserstein", gp_weight=10.0, spectral_norm=False, discriminator_normalization="layer", n_critic=2),
     ],
-    ids=["cbn-projection", "embedding-concat", "wgan-gp"],
+    ids=["embedding-projection", "batchnorm-concat", "wgan-gp"],
 )
 def test_dcgan_conditional_variants_train_and_checkpoints_restore_them(tmp_path, options):
     gan = ConditionalGAN(num_classes=3, image_shape=(1, 28, 28), latent_dim=8, features=4, ema_decay=0.9, **options)

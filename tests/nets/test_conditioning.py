@@ -25,7 +25,7 @@ def conditional_nets():
         ("mlp-g", MLPGenerator(8, (1, 28, 28), (16,), num_classes=4), torch.randn(4, 8)),
         ("mlp-d-projection", MLPDiscriminator((1, 28, 28), (16,), 2, num_classes=4), torch.randn(4, 1, 28, 28)),
         ("mlp-d-concat", MLPDiscriminator((2,), (16,), 1, 0.0, num_classes=4, conditioning="concat"), torch.randn(4, 2)),
-        ("dcgan-g-bn", DCGANGenerator(8, 28, 1, 4, num_classes=4), torch.randn(4, 8)),
+        ("dcgan-g-bn", DCGANGenerator(8, 28, 1, 4, num_classes=4, conditioning="batch_norm"), torch.randn(4, 8)),
         ("dcgan-g-embedding", DCGANGenerator(8, 32, 3, 4, num_classes=4, conditioning="embedding"), torch.randn(4, 8)),
         ("dcgan-d-projection", DCGANDiscriminator(32, 3, 4, "none", num_classes=4), torch.randn(4, 3, 32, 32)),
         ("dcgan-d-concat", DCGANDiscriminator(28, 1, 4, num_classes=4, conditioning="concat"), torch.randn(4, 1, 28, 28)),
