@@ -23,6 +23,7 @@ from .conditioning import ConditionalBatchNorm2d, ProjectionHead, check_labels, 
 from .mlp import (
     DISCRIMINATOR_CONDITIONINGS,
     _apply_spectral_norm,
+    _check_bool,
     _check_choice,
     _check_embedding_dim,
     _check_positive_int,
@@ -316,10 +317,7 @@ class DCGANDiscriminator(nn.Module):
             raise ValueError(
                 f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}"
             )
-        if not isinstance(spectral_norm, bool):
-            raise TypeError(
-                f"spectral_norm must be a bool, got {spectral_norm!r} of type {type(spectral_norm).__name__}"
-            )
+        _check_bool("spectral_norm", spectral_norm)
         self.image_shape: tuple[int, int, int] = (channels, size, size)
         self.normalization = normalization
         self.num_classes = check_num_classes(num_classes)

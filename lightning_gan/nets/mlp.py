@@ -25,6 +25,11 @@ _OUTPUT_ACTIVATIONS = ("tanh", "sigmoid", "identity")
 DISCRIMINATOR_CONDITIONINGS = ("projection", "concat")
 
 
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r} of type {type(value).__name__}")
+
+
 def _check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
@@ -269,10 +274,7 @@ class MLPDiscriminator(nn.Module):
         hidden = _check_int_sequence("hidden_dims", hidden_dims, allow_empty=True)
         pieces = _check_positive_int("maxout_pieces", maxout_pieces)
         input_p, hidden_p = self._parse_dropout(dropout)
-        if not isinstance(spectral_norm, bool):
-            raise TypeError(
-                f"spectral_norm must be a bool, got {spectral_norm!r} of type {type(spectral_norm).__name__}"
-            )
+        _check_bool("spectral_norm", spectral_norm)
 
         self.num_classes = check_num_classes(num_classes)
         self.conditioning = _check_choice("conditioning", conditioning, DISCRIMINATOR_CONDITIONINGS)

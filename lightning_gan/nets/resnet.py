@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from .conditioning import ConditionalBatchNorm2d, ProjectionHead, check_labels, check_num_classes
 from .dcgan import _BASE_SIZE, _check_image_size, _num_stages
-from .mlp import _apply_spectral_norm, _check_positive_int
+from .mlp import _apply_spectral_norm, _check_bool, _check_positive_int
 
 __all__ = ["ResNetGenerator", "ResNetDiscriminator"]
 
@@ -293,10 +293,7 @@ class ResNetDiscriminator(nn.Module):
         size = _check_image_size(image_size)
         channels = _check_positive_int("channels", channels)
         features = _check_positive_int("features", features)
-        if not isinstance(spectral_norm, bool):
-            raise TypeError(
-                f"spectral_norm must be a bool, got {spectral_norm!r} of type {type(spectral_norm).__name__}"
-            )
+        _check_bool("spectral_norm", spectral_norm)
         self.num_classes = check_num_classes(num_classes)
         self.image_shape: tuple[int, int, int] = (channels, size, size)
 
