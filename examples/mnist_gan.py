@@ -62,12 +62,12 @@ from torch import nn
 from lightning_gan import GAN, FIDCallback, ImageSampler, ParzenLikelihoodCallback
 from lightning_gan.callbacks.guard import DivergenceError, DivergenceGuard
 from lightning_gan.metrics.fid import INCEPTION_NAME, InceptionWeightsNotFoundError, resolve_inception_weights
+from lightning_gan.metrics.small import SMALL_EXTRACTOR, SmallFeatureExtractor, build_feature_extractor  # noqa: F401
 
 PROG = "mnist_gan.py"
 DEFAULT_MODEL = "lightning_gan.DCGAN"
 DEFAULT_DATA = "lightning_gan.data.MNISTDataModule"
 DEFAULT_EMA_DECAY = 0.999
-SMALL_EXTRACTOR = "small"
 # Set by rank 0 when it turns FID off, so the DDP processes it launches (which rerun this script) agree with it.
 _FID_OFF_ENV = "LIGHTNING_GAN_EXAMPLE_FID_OFF"
 _TRAINER_ALIASES = ("devices", "accelerator", "num_nodes", "max_steps", "max_epochs", "precision")
@@ -143,59 +143,6 @@ class SampleGridOptions:
     num_samples: int = 64
     nrow: int = 8
     every_n_epochs: int = 1
-
-
-class SmallFeatureExtractor(nn.Module):
-    """Two strided convolutions with fixed random weights, average-pooled to 128 features.
-
-    Only for smoke tests of the FID plumbing where the InceptionV3 weights cannot be had (offline CI): the
-    distance it gives moves with sample quality but is not the FID, and no published number compares with it.
-    Colour images are averaged to grey first, so any channel count works. The weights are drawn from ``seed``
-    alone, so every process and every run build the same network.
-    """
-
-    num_features = 128
-    name = "small-random-conv"
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 16, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(16, 32, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.AdaptiveAvgPool2d(2),
-            nn.Flatten(),
-        )
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for layer in self.net:
-                if isinstance(layer, nn.Conv2d):
-                    fan_in = layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1]
-                    layer.weight.normal_(0.0, math.sqrt(2.0 / fan_in), generator=generator)
-                    layer.bias.zero_()
-        self.requires_grad_(False)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images.float().mean(dim=1, keepdim=True))
-
-
-def build_feature_extractor(name: str) -> Union[str, nn.Module]:
-    """What ``FIDCallback(feature_extractor=...)`` takes for a ``--fid.feature_extractor`` value."""
-    if name in (INCEPTION_NAME, "inception"):
-        return INCEPTION_NAME
-    if name == SMALL_EXTRACTOR:
-        return SmallFeatureExtractor()
-    module_name, _, class_name = name.rpartition(".")
-    if not module_name:
-        raise ValueError(
-            f"--fid.feature_extractor must be {INCEPTION_NAME!r}, {SMALL_EXTRACTOR!r} or the import path of an "
-            f"nn.Module class (package.module.Class), got {name!r}."
-        )
-    extractor = getattr(importlib.import_module(module_name), class_name)()
-    if not isinstance(extractor, nn.Module):
-        raise TypeError(f"--fid.feature_extractor {name!r} built a {type(extractor).__name__}, not an nn.Module.")
-    return extractor
 
 
 # ----------------------------------------------------------------------------------------------- the CLI

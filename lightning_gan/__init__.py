@@ -4,6 +4,7 @@ from lightning_gan import callbacks, data, losses, metrics, nets
 from lightning_gan.callbacks import (
     DivergenceGuard,
     FIDCallback,
+    GenerativeMetricsCallback,
     ImageSampler,
     LatentInterpolation,
     ParzenLikelihoodCallback,
@@ -24,6 +25,7 @@ __all__ = [
     "ConditionalGAN",
     "GANDDPStrategy",
     "FIDCallback",
+    "GenerativeMetricsCallback",
     "DivergenceGuard",
     "ParzenLikelihoodCallback",
     "ToyLikelihoodCallback",

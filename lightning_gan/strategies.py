@@ -34,7 +34,8 @@ class GANDDPStrategy(DDPStrategy):
 
     What it keeps from DDP: the same launchers, process groups and ``DistributedSampler``; parameters and
     buffers broadcast from rank 0 at the start of fitting; buffers (batch-norm statistics) broadcast from
-    rank 0 before each training batch, as DDP's ``broadcast_buffers`` does. Gradients are averaged
+    rank 0 before each training batch, as DDP's ``broadcast_buffers`` does, and before each validation,
+    test or predict run, so every rank evaluates the same network. Gradients are averaged
     before clipping when the module calls :meth:`all_reduce_gradients` itself (``GAN`` does), otherwise
     just before the optimizer steps.
 
@@ -80,6 +81,29 @@ class GANDDPStrategy(DDPStrategy):
     @override
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         super().on_train_batch_start(batch, batch_idx)
+        if self._is_distributed():
+            assert self.model is not None
+            _coalesced_in_place(list(self.model.buffers()), lambda flat: dist.broadcast(flat, src=0))
+
+    @override
+    def on_validation_start(self) -> None:
+        super().on_validation_start()
+        self._broadcast_buffers()
+
+    @override
+    def on_test_start(self) -> None:
+        super().on_test_start()
+        self._broadcast_buffers()
+
+    @override
+    def on_predict_start(self) -> None:
+        super().on_predict_start()
+        self._broadcast_buffers()
+
+    def _broadcast_buffers(self) -> None:
+        # The last training batch updated each rank's batch-norm statistics from its own shard, after the
+        # broadcast before that batch: without this, rank r would generate (for FID, KID, Parzen) with
+        # a network slightly different from rank 0's, and the metrics would mix several models.
         if self._is_distributed():
             assert self.model is not None
             _coalesced_in_place(list(self.model.buffers()), lambda flat: dist.broadcast(flat, src=0))

@@ -5,28 +5,50 @@ Both reach the model only through ``pl_module.generate(n)`` (the moving-average 
 one) and are DDP-correct: each process draws its share of the samples, the shares are gathered so every
 process holds the same Parzen centres, each process scores its own shard of the data, and the metric
 states are summed, so every generated sample and every data point counts exactly once.
+
+Parzen numbers are reported in the units of pixels in [0, 1] (``value_range``), as in Goodfellow et al.
+(2014)'s table, whatever range the model works in.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, Optional
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Union
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from typing_extensions import override
 
-from lightning_gan.metrics.parzen import ParzenLogLikelihood, SigmasLike, _as_sigmas, default_sigmas
-from lightning_gan.metrics.toy import LogProbOfSamples
+from lightning_gan.metrics.parzen import (
+    ParzenLogLikelihood,
+    SigmasLike,
+    ValueRange,
+    _as_sigmas,
+    _as_value_range,
+    default_sigmas,
+)
+from lightning_gan.metrics.toy import LogProbOfSamples, ModeCoverage
 
 __all__ = ["ParzenLikelihoodCallback", "ToyLikelihoodCallback"]
 
 
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+# Added to a process's sampling seed per extra stream of samples (an odd 64-bit constant, the golden ratio's
+# bits), so a second draw in the same hook does not repeat the first and no two processes' streams meet.
+_STREAM_STRIDE = 0x9E3779B97F4A7C15
+
+
+def _check_positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+
+
+def _share(total: int, world: int, rank: int) -> int:
+    """This process's share of ``total`` items: ``total // world``, plus one for the first ``total % world``."""
+    base, extra = divmod(total, world)
+    return base + (1 if rank < extra else 0)
 
 
 def _real_samples(pl_module: pl.LightningModule, batch: Any) -> Tensor:
@@ -54,13 +76,21 @@ class ParzenLikelihoodCallback(pl.Callback):
     process, scores every validation batch against them for a grid of sigmas, and at the end logs, for
     the sigma that maximises the validation log-likelihood:
 
-    * ``val/parzen_log_likelihood``, ``val/parzen_stderr`` (std over data points / sqrt N), ``val/parzen_sigma``.
+    * ``val/parzen_log_likelihood``: the mean log-density of the validation points in nats, **in units of
+      pixels in [0, 1]**: data and samples are mapped from ``value_range`` (default [-1, 1], a ``tanh``
+      generator's range) onto [0, 1] first, so the number compares directly with Goodfellow et al. (2014)'s
+      Table 1 (MNIST 225 ± 2), with no :math:`d \ln 2` to add;
+    * ``val/parzen_stderr``: its standard error (population std over the points / sqrt N);
+    * ``val/parzen_sigma``: the chosen window width, in the same [0, 1] units (the default grid
+      ``logspace(-1, 0, 10)`` is Goodfellow et al.'s, meaning what it meant there). A warning names the grid
+      when the chosen sigma is its smallest or largest value.
 
     :meth:`~pytorch_lightning.Trainer.test` (the module needs a ``test_step``) reuses that sigma
     (choosing it on test data instead, with a warning, if validation never ran) and logs
     ``test/parzen_log_likelihood``, ``test/parzen_stderr``, ``test/parzen_sigma`` and
-    ``test/parzen_bits_per_dim`` (in the data's units: for images scaled to [-1, 1] these are not bits
-    per 8-bit pixel). The sanity-check validation run is skipped, and only
+    ``test/parzen_bits_per_dim``, :math:`-\mathrm{LL} / (d \ln 2)` for a density over [0, 1] per pixel (add 8
+    for bits per 8-bit pixel, a density over [0, 256]; it can be negative). With ``value_range=None`` all of
+    these are in the data's own units instead. The sanity-check validation run is skipped, and only
     the first validation/test dataloader is scored. Under DDP, Lightning's ``DistributedSampler`` repeats
     a few data points to even out the shards when the set's size is not a multiple of the world size;
     use such a size for exact numbers.
@@ -73,20 +103,27 @@ class ParzenLikelihoodCallback(pl.Callback):
 
     Args:
         num_samples: Generated samples used as Parzen centres (over all processes).
-        sigmas: Window widths to choose from; default ``logspace(-1, 0, 10)`` as in Goodfellow et al.
+        sigmas: Window widths to choose from, in [0, 1]-pixel units (the data's own units if
+            ``value_range=None``); default ``logspace(-1, 0, 10)`` as in Goodfellow et al.
         every_n_epochs: Run on every n-th epoch's validation.
         batch_size: Samples per ``generate`` call.
         chunk_size: Block size of the distance computation (memory ~ ``chunk_size**2``).
+        value_range: ``(low, high)``, the range of the data and samples as the model sees them; both are
+            mapped affinely onto [0, 1] before scoring. ``(-1.0, 1.0)`` (the default) for images scaled to
+            [-1, 1] (this package's image data modules), ``(0.0, 1.0)`` for images in [0, 1], ``None`` for
+            no rescaling (data that are not pixels). A warning says so when the data leave the range.
 
     Raises:
-        ValueError: In ``setup``, if a count or size is not an integer >= 1, or a sigma is not > 0.
+        ValueError: In ``setup``, if a count or size is not an integer >= 1, a sigma is not > 0, or
+            ``value_range`` is not finite with ``low < high``.
+        TypeError: In ``setup``, if ``value_range`` is not ``None`` or a pair of numbers.
 
     Example:
         >>> import lightning_gan
         >>> from lightning_gan.data import TensorDataModule
         >>> gan = lightning_gan.VanillaGAN(image_shape=(2,), latent_dim=2, generator_hidden=(8,),
         ...     discriminator_hidden=(8,), maxout_pieces=1, dropout=0.0, output_activation="identity")
-        >>> dm = TensorDataModule(torch.randn(64, 2), val=torch.randn(32, 2), batch_size=32)
+        >>> dm = TensorDataModule(torch.rand(64, 2) * 2 - 1, val=torch.rand(32, 2) * 2 - 1, batch_size=32)  # in [-1, 1]
         >>> callback = ParzenLikelihoodCallback(num_samples=64)
         >>> trainer = pl.Trainer(max_epochs=1, callbacks=[callback], logger=False, enable_progress_bar=False,
         ...     enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0)
@@ -102,6 +139,7 @@ class ParzenLikelihoodCallback(pl.Callback):
         every_n_epochs: int = 1,
         batch_size: int = 1000,
         chunk_size: int = 1024,
+        value_range: Optional[ValueRange] = (-1.0, 1.0),
     ) -> None:
         super().__init__()
         self.num_samples = num_samples
@@ -109,6 +147,7 @@ class ParzenLikelihoodCallback(pl.Callback):
         self.every_n_epochs = every_n_epochs
         self.batch_size = batch_size
         self.chunk_size = chunk_size
+        self.value_range = value_range
         #: The sigma chosen on the last validation run (``None`` before one); test runs use it.
         self.best_sigma: Optional[float] = None
         #: The last ``ParzenLogLikelihood.compute()`` result per stage (``"val"``, ``"test"``).
@@ -122,6 +161,7 @@ class ParzenLikelihoodCallback(pl.Callback):
         for name in ("num_samples", "every_n_epochs", "batch_size", "chunk_size"):
             _check_positive_int(name, getattr(self, name))
         self._sigma_grid = _as_sigmas(self._default_sigmas() if self.sigmas is None else self.sigmas)
+        self._value_range = _as_value_range(self.value_range)
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -210,7 +250,8 @@ class ParzenLikelihoodCallback(pl.Callback):
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, sigmas: Tensor) -> None:
         local, centres = self._draw_centres(trainer, pl_module)
         self._on_samples(trainer, pl_module, stage, local)
-        metric = ParzenLogLikelihood(sigmas=sigmas, chunk_size=self.chunk_size).to(pl_module.device)
+        metric = ParzenLogLikelihood(sigmas=sigmas, chunk_size=self.chunk_size, value_range=self._value_range)
+        metric = metric.to(pl_module.device)
         metric.set_centres(centres)
         self._metric = metric
 
@@ -251,8 +292,7 @@ class ParzenLikelihoodCallback(pl.Callback):
                 f"got {type(pl_module).__name__}."
             )
         world, rank = max(trainer.world_size, 1), trainer.global_rank
-        base, extra = divmod(self.num_samples, world)
-        shares = [base + (1 if r < extra else 0) for r in range(world)]
+        shares = [_share(self.num_samples, world, r) for r in range(world)]
         local = self._generate(pl_module, shares[rank])
         if world == 1:
             return local, local
@@ -269,13 +309,17 @@ class ParzenLikelihoodCallback(pl.Callback):
         centres = torch.cat([gathered[r][: shares[r]] for r in range(world)])
         return local, centres
 
-    def _generate(self, pl_module: pl.LightningModule, n: int) -> Tensor:
+    def _generate(self, pl_module: pl.LightningModule, n: int, stream: int = 0) -> Tensor:
+        """``n`` samples under a forked RNG; another ``stream`` gives other samples in the same hook."""
         device = pl_module.device
         fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             # Reseed per process inside the fork: processes seeded alike (seed_everything) would otherwise
             # draw identical samples, counting each one world_size times; training's stream is untouched.
             seed = int(torch.randint(0, 2**62, (1,))) + pl_module.global_rank
+            # The fork restores the state afterwards, so a second call in the same hook would draw the same
+            # seed: `stream` moves it.
+            seed = (seed + stream * _STREAM_STRIDE) % 2**63
             torch.default_generator.manual_seed(seed)
             if device.type == "cuda":
                 with torch.cuda.device(device):
@@ -301,7 +345,19 @@ class ToyLikelihoodCallback(ParzenLikelihoodCallback):
     data under the generated samples, poor when some data mode has no samples near it. **Mode collapse**
     shows as a high first number and a poor second; a generator that smears its mass over the plane
     shows the opposite. Also logs everything :class:`ParzenLikelihoodCallback` logs (sigma, stderr; and
-    ``test/...`` under :meth:`~pytorch_lightning.Trainer.test`, plus ``test/log_prob_of_samples``).
+    ``test/...`` under :meth:`~pytorch_lightning.Trainer.test`, plus ``test/log_prob_of_samples``), in the
+    data's own units (2-D points are not pixels: no ``value_range`` rescaling).
+
+    **Mode coverage** (:class:`~lightning_gan.metrics.toy.ModeCoverage`, the protocol of VEEGAN and
+    PacGAN): from ``mode_coverage_samples`` (2,500) generated samples over all processes it logs
+    ``val/modes_covered`` (modes with at least one sample within 3 stds of their centre),
+    ``val/high_quality_share`` (the share of samples within 3 stds of their nearest mode) and
+    ``val/mode_kl`` (the reverse KL from the high-quality samples' mode histogram to the uniform one; NaN if
+    no sample is high quality), and the ``test/`` equivalents. The samples are the first of the Parzen draw
+    when ``num_samples`` is at least as large (each process takes its share of both), else a draw of their
+    own. The modes' means and stds come from ``mode_means``/``mode_stds``, else from the object behind an
+    explicit ``log_prob`` (a bound :meth:`GaussianMixture2D.log_prob <lightning_gan.data.toy.GaussianMixture2D.log_prob>`),
+    else from the datamodule's ``distribution`` (:class:`~lightning_gan.data.toy.ToyDataModule`).
 
     Args:
         log_prob: The data's exact log-density (``(n, 2) -> (n,)``); default ``trainer.datamodule.log_prob``
@@ -312,10 +368,15 @@ class ToyLikelihoodCallback(ParzenLikelihoodCallback):
             with component stds around 0.05 to 0.1.
         batch_size: Samples per ``generate`` call.
         chunk_size: Block size of the distance computation.
+        mode_coverage_samples: Generated samples (over all processes) for the mode-coverage numbers; 0
+            turns them off.
+        mode_means: The modes' centres ``(K, 2)``; default: found as described above.
+        mode_stds: The modes' stds ``(K,)`` or one number; given together with ``mode_means``.
 
     Raises:
-        ValueError: In ``setup``, if no ``log_prob`` is given and the datamodule has none, or as
-            :class:`ParzenLikelihoodCallback`.
+        ValueError: In ``setup``, if no ``log_prob`` is given and the datamodule has none, if mode coverage
+            is on and no means and stds are given or found, if only one of ``mode_means``/``mode_stds`` is
+            given, if ``mode_coverage_samples`` is not an integer >= 0, or as :class:`ParzenLikelihoodCallback`.
 
     Example:
         >>> import lightning_gan
@@ -323,12 +384,14 @@ class ToyLikelihoodCallback(ParzenLikelihoodCallback):
         >>> gan = lightning_gan.VanillaGAN(image_shape=(2,), latent_dim=2, generator_hidden=(8,),
         ...     discriminator_hidden=(8,), maxout_pieces=1, dropout=0.0, output_activation="identity")
         >>> dm = ToyDataModule("ring8", n_samples=64, n_val=32, n_test=0, batch_size=32)
-        >>> trainer = pl.Trainer(max_epochs=1, callbacks=[ToyLikelihoodCallback(num_samples=64)], logger=False,
+        >>> callback = ToyLikelihoodCallback(num_samples=64, mode_coverage_samples=64)
+        >>> trainer = pl.Trainer(max_epochs=1, callbacks=[callback], logger=False,
         ...     enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
         ...     num_sanity_val_steps=0)
         >>> trainer.fit(gan, dm)
-        >>> sorted(k for k in trainer.callback_metrics if k.startswith("val/") and "d_real" not in k)
-        ['val/log_prob_of_samples', 'val/parzen_log_likelihood', 'val/parzen_sigma', 'val/parzen_stderr']
+        >>> sorted(k for k in trainer.callback_metrics if k.startswith("val/") and "d_real" not in k)  # doctest: +NORMALIZE_WHITESPACE
+        ['val/high_quality_share', 'val/log_prob_of_samples', 'val/mode_kl', 'val/modes_covered',
+         'val/parzen_log_likelihood', 'val/parzen_sigma', 'val/parzen_stderr']
     """
 
     def __init__(
@@ -339,16 +402,29 @@ class ToyLikelihoodCallback(ParzenLikelihoodCallback):
         sigmas: Optional[SigmasLike] = None,
         batch_size: int = 1000,
         chunk_size: int = 1024,
+        mode_coverage_samples: int = 2500,
+        mode_means: Optional[Union[Tensor, Sequence[Sequence[float]]]] = None,
+        mode_stds: Optional[Union[float, Tensor, Sequence[float]]] = None,
     ) -> None:
         super().__init__(
-            num_samples=num_samples, sigmas=sigmas, every_n_epochs=every_n_epochs, batch_size=batch_size, chunk_size=chunk_size
+            num_samples=num_samples,
+            sigmas=sigmas,
+            every_n_epochs=every_n_epochs,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            value_range=None,
         )
         self.log_prob = log_prob
+        self.mode_coverage_samples = mode_coverage_samples
+        self.mode_means = mode_means
+        self.mode_stds = mode_stds
         self._sample_quality: dict[str, float] = {}
+        self._mode_coverage: dict[str, dict[str, float]] = {}
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
+        _check_positive_int("mode_coverage_samples", self.mode_coverage_samples, minimum=0)
         log_prob = self.log_prob
         if log_prob is None:
             log_prob = getattr(trainer.datamodule, "log_prob", None)
@@ -359,6 +435,30 @@ class ToyLikelihoodCallback(ParzenLikelihoodCallback):
                 f"{type(trainer.datamodule).__name__ if trainer.datamodule is not None else None}."
             )
         self._log_prob = log_prob
+        self._modes = self._find_modes(trainer) if self.mode_coverage_samples else None
+        if self._modes is not None:
+            ModeCoverage(*self._modes)  # validates them now, in setup, not at the first evaluation
+
+    def _find_modes(self, trainer: pl.Trainer) -> tuple[Any, Any]:
+        """(means, stds) of the modes: given, or from the log-density's mixture, or from the datamodule's."""
+        if (self.mode_means is None) != (self.mode_stds is None):
+            raise ValueError(
+                f"Give both `mode_means` and `mode_stds` or neither; got mode_means={self.mode_means!r}, "
+                f"mode_stds={self.mode_stds!r}."
+            )
+        if self.mode_means is not None:
+            return self.mode_means, self.mode_stds
+        # An explicit log_prob comes first: it is the density the user chose to judge samples by.
+        candidates = [getattr(self.log_prob, "__self__", None), getattr(trainer.datamodule, "distribution", None)]
+        for mixture in candidates:
+            if isinstance(getattr(mixture, "means", None), Tensor) and getattr(mixture, "stds", None) is not None:
+                return mixture.means, mixture.stds
+        raise ValueError(
+            f"{type(self).__name__} computes mode coverage (mode_coverage_samples={self.mode_coverage_samples}) "
+            "but found no mixture to take the modes from: pass `mode_means=` and `mode_stds=`, train with a "
+            "datamodule that has a `distribution` (lightning_gan.data.toy.ToyDataModule), or set "
+            "`mode_coverage_samples=0`."
+        )
 
     @override
     def _default_sigmas(self) -> Tensor:
@@ -375,9 +475,23 @@ class ToyLikelihoodCallback(ParzenLikelihoodCallback):
             if "saw no samples" not in str(error):
                 raise
             self._sample_quality[stage] = math.nan
+        if self._modes is not None:
+            self._mode_coverage[stage] = self._score_modes(trainer, pl_module, local)
+
+    def _score_modes(self, trainer: pl.Trainer, pl_module: pl.LightningModule, local: Tensor) -> dict[str, float]:
+        share = _share(self.mode_coverage_samples, max(trainer.world_size, 1), trainer.global_rank)
+        # Shares grow with the total, so num_samples >= mode_coverage_samples leaves every process enough.
+        samples = local[:share] if len(local) >= share else self._generate(pl_module, share, stream=1)
+        metric = ModeCoverage(*self._modes).to(local.device)
+        metric.update(samples.reshape(len(samples), -1))
+        return {name: float(value) for name, value in metric.compute().items()}
 
     @override
     def _extra_logs(self, stage: str) -> dict[str, float]:
+        logs = {}
         value = self._sample_quality.pop(stage, None)
-        return {} if value is None else {f"{stage}/log_prob_of_samples": value}
-
+        if value is not None:
+            logs[f"{stage}/log_prob_of_samples"] = value
+        for name, number in self._mode_coverage.pop(stage, {}).items():
+            logs[f"{stage}/{name}"] = number
+        return logs

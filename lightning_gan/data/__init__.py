@@ -2,6 +2,7 @@
 
 from lightning_gan.data.folder import IMAGE_EXTENSIONS, ImageFolderDataModule
 from lightning_gan.data.mnist import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
+from lightning_gan.data.sharding import FixedOrderShards, shard_bounds
 from lightning_gan.data.tensors import (
     BatchedTensorDataset,
     TensorDataModule,
@@ -28,4 +29,6 @@ __all__ = [
     "ring8",
     "grid25",
     "spiral",
+    "FixedOrderShards",
+    "shard_bounds",
 ]

@@ -17,8 +17,8 @@ Pieces:
   ``LIGHTNING_GAN_INCEPTION_WEIGHTS`` environment variable, or torch-fidelity's download.
 * :func:`extract_features`: runs any extractor (any ``nn.Module`` mapping images to ``(N, d)``) and
   checks its output.
-* :class:`RealStatisticsCache`: the real set's statistics on disk, keyed by the extractor's weights'
-  hash so a different network never reuses them.
+* :class:`~lightning_gan.metrics.cache.RealStatisticsCache` (in ``metrics/cache.py``): the real set's
+  statistics on disk, keyed by the extractor's weights' hash and a fingerprint of the data.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
-import tempfile
 import urllib.error
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -43,7 +41,6 @@ __all__ = [
     "FrechetInceptionDistance",
     "InceptionFeatureExtractor",
     "InceptionWeightsNotFoundError",
-    "RealStatisticsCache",
     "default_inception_weights_path",
     "extract_features",
     "extractor_fingerprint",
@@ -535,99 +532,3 @@ def _file_sha256(path: Union[str, os.PathLike]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             hasher.update(block)
     return hasher.hexdigest()
-
-
-# ------------------------------------------------------------------------------------------ the disk cache
-
-
-class RealStatisticsCache:
-    """The real set's ``(mean, covariance, count)`` on disk, so it is embedded once per data set and network.
-
-    The key joins the data set's name, the split, the extractor's name, the sha256 of its weights and
-    the feature dimension. torch-fidelity's own cache key leaves the weights out, so statistics from
-    one network could be compared with features from another; here a different weights file is a miss.
-    Files are written to a temporary file and renamed (``os.replace``), so a reader never sees half a file.
-
-    Args:
-        cache_dir: Directory of the cache files (created on the first save).
-
-    Example:
-        >>> import tempfile
-        >>> cache = RealStatisticsCache(tempfile.mkdtemp())
-        >>> key = cache.key("mnist", "val", "inception-v3-compat", "ab" * 32, 2)
-        >>> cache.load(key) is None
-        True
-        >>> _ = cache.save(key, torch.zeros(2), torch.eye(2), 100)
-        >>> cache.load(key)[2]
-        100
-    """
-
-    def __init__(self, cache_dir: Union[str, os.PathLike]) -> None:
-        self.cache_dir = Path(cache_dir)
-
-    @staticmethod
-    def key(dataset: str, split: str, extractor: str, weights_sha256: str, num_features: int) -> dict[str, Any]:
-        """The cache key: a dict of its parts (also stored in the file and checked on load)."""
-        return {
-            "dataset": str(dataset),
-            "split": str(split),
-            "extractor": str(extractor),
-            "weights_sha256": str(weights_sha256),
-            "num_features": int(num_features),
-        }
-
-    def path(self, key: dict[str, Any]) -> Path:
-        """The file of ``key``: readable parts plus a hash of the whole key (sanitising may merge names)."""
-
-        def clean(text: str) -> str:
-            return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:48]
-
-        digest = hashlib.sha256(repr(sorted(key.items())).encode()).hexdigest()[:16]
-        name = "-".join(
-            [
-                clean(key["dataset"]),
-                clean(key["split"]),
-                clean(key["extractor"]),
-                key["weights_sha256"][:12],
-                f"d{key['num_features']}",
-                digest,
-            ]
-        )
-        return self.cache_dir / f"fid-real-{name}.pt"
-
-    def load(self, key: dict[str, Any]) -> Optional[tuple[Tensor, Tensor, int]]:
-        """``(mean, covariance, count)`` stored under ``key``, or ``None`` (missing, unreadable or another key)."""
-        path = self.path(key)
-        if not path.is_file():
-            return None
-        try:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # a corrupt or foreign file is a miss; it is overwritten on save
-            return None
-        if not isinstance(stored, dict) or stored.get("key") != key:
-            return None
-        return stored["mean"], stored["covariance"], int(stored["count"])
-
-    def save(self, key: dict[str, Any], mean: Tensor, covariance: Tensor, count: int) -> Path:
-        """Stores the statistics atomically; returns the file's path."""
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "key": key,
-            "mean": mean.detach().cpu().to(torch.float64),
-            "covariance": covariance.detach().cpu().to(torch.float64),
-            "count": int(count),
-        }
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(payload, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        return path
-

@@ -391,6 +391,12 @@ class GAN(pl.LightningModule):
         # Lightning saves weights, optimizers, schedulers and the step counter but no RNG state; a GAN
         # draws latents every step, so without it a resumed run could not repeat a straight one.
         checkpoint["rng_states"] = _rng_states()
+        # Which class wrote it, so a checkpoint can be scored (`python -m lightning_gan.evaluate CKPT`) or
+        # reloaded without the user naming its class.
+        from lightning_gan import __version__
+
+        cls = type(self)
+        checkpoint["lightning_gan"] = {"class": f"{cls.__module__}.{cls.__qualname__}", "version": __version__}
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

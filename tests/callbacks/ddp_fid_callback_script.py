@@ -38,8 +38,14 @@ def main(out_path: str) -> None:
                 "fid": fid.last_value,
                 "logged": float(trainer.callback_metrics["val/fid"]),
                 "sizes": extractor.sizes,
-                "real_count": fid._metric.real_statistics()[2],
+                "real_count": fid._metrics["fid"].real_statistics()[2],
             }
+            # The one-process statistics of all 41 real images, for the test to compare with.
+            with torch.no_grad():
+                features = extractor.net(val).double()
+            mean, cov, _ = fid._metrics["fid"].real_statistics()
+            report["mean_error"] = float((mean - features.mean(0)).abs().max())
+            report["cov_error"] = float((cov - torch.cov(features.T)).abs().max())
             gathered: list = [None] * trainer.world_size
             dist.all_gather_object(gathered, report)
             if trainer.global_rank == 0:
@@ -49,7 +55,8 @@ def main(out_path: str) -> None:
     torch.manual_seed(0)
     extractor = Recorder()
     fid = FIDCallback(num_samples=33, batch_size=10, feature_extractor=extractor)
-    data = TensorDataModule(torch.rand(64, 1, 28, 28) * 2 - 1, val=torch.rand(40, 1, 28, 28) * 2 - 1, batch_size=16)
+    val = torch.rand(41, 1, 28, 28) * 2 - 1  # odd: a padded sampler would repeat one image
+    data = TensorDataModule(torch.rand(64, 1, 28, 28) * 2 - 1, val=val, batch_size=16)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=2,

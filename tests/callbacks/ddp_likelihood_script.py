@@ -53,7 +53,8 @@ def main(out_path: str) -> None:
     data = ToyDataModule("ring8", n_samples=64, n_val=64, n_test=0, batch_size=16)
     gan = VanillaGAN(image_shape=(2,), latent_dim=2, generator_hidden=(8,), discriminator_hidden=(8,),
                      maxout_pieces=1, dropout=0.0, output_activation="identity")
-    toy = Recording(num_samples=101, batch_size=20, chunk_size=16)
+    # mode_coverage_samples = num_samples: mode coverage is scored on exactly the (recorded) Parzen samples.
+    toy = Recording(num_samples=101, batch_size=20, chunk_size=16, mode_coverage_samples=101)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=2,

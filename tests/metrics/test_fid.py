@@ -22,12 +22,12 @@ from random_inception import save_random_inception_weights
 from torch import nn
 
 from lightning_gan.data.tensors import uint8_to_signed_unit
+from lightning_gan.metrics.cache import RealStatisticsCache
 from lightning_gan.metrics.fid import (
     WEIGHTS_ENV_VAR,
     FrechetInceptionDistance,
     InceptionFeatureExtractor,
     InceptionWeightsNotFoundError,
-    RealStatisticsCache,
     _frechet_distance,
     default_inception_weights_path,
     extract_features,
@@ -357,16 +357,31 @@ def test_cache_round_trip_is_atomic_and_keyed_by_the_weights_hash(tmp_path):
     cache = RealStatisticsCache(tmp_path / "cache")
     key = cache.key("toy", "val", "inception-v3-compat", "a" * 64, 3)
     mean, cov = torch.randn(3, dtype=torch.float64), torch.eye(3, dtype=torch.float64)
-    path = cache.save(key, mean, cov, 42)
+    path = cache.save(key, "data-a", mean, cov, 42)
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
-    loaded_mean, loaded_cov, count = cache.load(key)
-    assert torch.equal(loaded_mean, mean) and torch.equal(loaded_cov, cov) and count == 42
+    loaded = cache.load(key, "data-a", 42)
+    assert torch.equal(loaded.mean, mean) and torch.equal(loaded.covariance, cov) and loaded.count == 42
+    assert loaded.features is None
     for changed in (
         cache.key("toy", "val", "inception-v3-compat", "b" * 64, 3),
         cache.key("toy", "train", "inception-v3-compat", "a" * 64, 3),
         cache.key("other", "val", "inception-v3-compat", "a" * 64, 3),
         cache.key("toy", "val", "inception-v3-compat", "a" * 64, 4),
     ):
-        assert cache.load(changed) is None
+        assert cache.load(changed, "data-a", 42) is None
     path.write_bytes(b"garbage")
-    assert cache.load(key) is None
+    assert cache.load(key, "data-a", 42) is None
+
+
+def test_cache_written_for_other_data_under_the_same_name_is_refused_with_a_warning(tmp_path):
+    cache = RealStatisticsCache(tmp_path)
+    key = cache.key("mydata", "val", "inception-v3-compat", "a" * 64, 2)
+    cache.save(key, "data-a", torch.zeros(2), torch.eye(2), 70)
+    with pytest.warns(UserWarning, match="other data.*recomputing"):
+        assert cache.load(key, "data-b", 70) is None  # same size, other samples
+    with pytest.warns(UserWarning, match="70 samples.*now 64 samples"):
+        assert cache.load(key, "data-a", 64) is None  # the stored count is checked too
+    with pytest.warns(UserWarning, match="holds no features"):
+        assert cache.load(key, "data-a", 70, need_features=True) is None
+    cache.save(key, "data-a", torch.zeros(2), torch.eye(2), 70, features=torch.ones(70, 2))
+    assert cache.load(key, "data-a", 70, need_features=True).features.shape == (70, 2)

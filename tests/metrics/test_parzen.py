@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,113 @@ def test_bad_inputs_are_refused_clearly():
         parzen_log_likelihood(torch.zeros(1, 2), torch.zeros(0, 2), [1.0])
 
 
+def _metric(x, centres, sigmas, parts: int = 1, **kwargs) -> dict:
+    metric = ParzenLogLikelihood(sigmas=sigmas, **kwargs)
+    metric.set_centres(centres)
+    for part in x.tensor_split(parts):
+        metric.update(part)
+    return metric.compute()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_value_range_reports_in_unit_pixel_units(dtype):
+    """Images in [-1, 1] declared as such score as the same images in [0, 1]: d ln 2 above the old numbers."""
+    g = torch.Generator().manual_seed(8)
+    d = 784
+    x01 = torch.rand(40, d, generator=g, dtype=torch.float64)
+    centres01 = torch.rand(60, d, generator=g, dtype=torch.float64)
+    x11, centres11 = (2 * x01 - 1).to(dtype), (2 * centres01 - 1).to(dtype)
+    sigmas = [0.2, 0.4, 0.8]
+    tol = 1e-9 if dtype == torch.float64 else 1e-3
+    declared = _metric(x11, centres11, sigmas, parts=3, value_range=(-1.0, 1.0))
+    unit = _metric(x01.to(dtype), centres01.to(dtype), sigmas, value_range=(0.0, 1.0))
+    np.testing.assert_allclose(declared["log_likelihood"].numpy(), unit["log_likelihood"].numpy(), rtol=0, atol=tol)
+    np.testing.assert_allclose(declared["stderr"].numpy(), unit["stderr"].numpy(), rtol=1e-6, atol=0)
+    # The old behaviour, scoring [-1, 1] values as given: the same windows are twice as wide in those units,
+    # and every log-likelihood is d ln 2 = 543.4 nats lower.
+    old = _metric(x11, centres11, [2 * s for s in sigmas])
+    np.testing.assert_allclose(declared["log_likelihood"].numpy() - old["log_likelihood"].numpy(),
+                               np.full(3, d * math.log(2)), rtol=0, atol=tol)
+    assert declared["best_sigma"].item() == pytest.approx(unit["best_sigma"].item())
+    assert declared["bits_per_dim"].item() == pytest.approx(old["bits_per_dim"].item() - 1.0, abs=1e-9)
+    # Naive reference in [0, 1] units.
+    reference = naive_parzen(x01.numpy(), centres01.numpy(), sigmas).mean(axis=0)
+    np.testing.assert_allclose(declared["log_likelihood"].numpy(), reference, rtol=0, atol=tol)
+
+
+def test_value_range_is_validated_and_data_outside_it_warns_once():
+    for bad in ((1.0, -1.0), (0.0, 0.0), (0.0, float("inf"))):
+        with pytest.raises(ValueError, match=r"`value_range` must be finite with low < high"):
+            ParzenLogLikelihood(value_range=bad)
+    for bad in ((0.0, 1.0, 2.0), "01", 1.0, ("a", "b")):
+        with pytest.raises(TypeError, match="`value_range`"):
+            ParzenLogLikelihood(value_range=bad)
+    metric = ParzenLogLikelihood(sigmas=[0.5], value_range=(-1.0, 1.0))
+    metric.set_centres(torch.zeros(4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metric.update(torch.tensor([[-1.0, 0.0, 1.0]]))  # at the ends: no warning
+    with pytest.warns(UserWarning, match=r"\[0, 255\], outside the declared value_range=\(-1.0, 1.0\)"):
+        metric.update(torch.tensor([[0.0, 255.0, 3.0]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metric.update(torch.tensor([[0.0, 255.0, 3.0]]))  # once per metric
+
+
+def test_stderr_is_exact_when_the_spread_is_tiny_beside_the_mean():
+    """At sigma 1000 in 784 dimensions l ~ -6136 and its spread ~1e-6: E[l^2] - E[l]^2 cancels to 0."""
+    g = torch.Generator().manual_seed(9)
+    x = torch.rand(50, 784, generator=g, dtype=torch.float64)
+    centres = torch.rand(50, 784, generator=g, dtype=torch.float64)
+    per_point = parzen_log_likelihood(x, centres, [1000.0])[:, 0].numpy()
+    reference = per_point.std() / math.sqrt(len(per_point))  # NumPy's two-pass std, ddof=0
+    assert 1e-7 < reference < 2e-7  # 1.54e-7
+    result = _metric(x, centres, [1000.0], parts=2)
+    assert result["stderr"].item() == pytest.approx(reference, rel=1e-6)
+    # The old sum-of-squares formula, from the same float64 sums it kept: nothing left of the variance.
+    sums = [torch.from_numpy(part) for part in np.array_split(per_point, 2)]
+    total = sum(p.sum() for p in sums)
+    total_sq = sum(p.pow(2).sum() for p in sums)
+    old = ((total_sq / 50 - (total / 50) ** 2).clamp(min=0).sqrt() / math.sqrt(50)).item()
+    assert old == 0.0
+
+
+def test_merging_shards_equals_one_pass_to_1e_12():
+    """Chan's merge, the state's dist_reduce_fx, applied as a DDP sync would: shards of unequal sizes."""
+    g = torch.Generator().manual_seed(10)
+    x = torch.randn(97, 6, generator=g, dtype=torch.float64) + 50.0  # a large mean: cancellation-prone
+    centres = torch.randn(40, 6, generator=g, dtype=torch.float64) + 50.0
+    sigmas = [0.3, 1.0, 100.0]
+    whole = _metric(x, centres, sigmas)
+    shards = []
+    for part in (x[:10], x[10:11], x[11:60], x[60:]):
+        shard = ParzenLogLikelihood(sigmas=sigmas)
+        shard.set_centres(centres)
+        for piece in part.split(7):
+            shard.update(piece)
+        shards.append(shard)
+    merged = shards[0]
+    for other in shards[1:]:
+        merged.merge_state(other)
+    result = merged.compute()
+    assert result["log_likelihood"].tolist() == pytest.approx(whole["log_likelihood"].tolist(), rel=1e-12)
+    assert result["stderr"].tolist() == pytest.approx(whole["stderr"].tolist(), rel=1e-12)
+    assert merged.count.item() == 97
+
+
+def test_a_sigma_at_the_edge_of_the_grid_warns():
+    centres = torch.zeros(1, 2)
+    x = torch.tensor([[1.0, 0.0]])  # best sigma: 1 / sqrt(2) ~ 0.71 for a single point and centre in 2-D
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _metric(x, centres, [0.3, 0.7, 2.0])["best_sigma"].item() == pytest.approx(0.7)
+        _metric(x, centres, [0.1])  # one sigma (a test run): nothing to choose
+    with pytest.warns(UserWarning, match=r"chosen sigma 0.5 is the largest of the grid \[0.1, 0.2, 0.5\]"):
+        _metric(x, centres, [0.1, 0.2, 0.5])
+    with pytest.warns(UserWarning, match=r"chosen sigma 2 is the smallest of the grid \[2.0, 4.0\]"):
+        _metric(x, centres, [2.0, 4.0])
+
+
 def test_two_process_sync_equals_one_process(tmp_path):
     out = tmp_path / "ranks.json"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
@@ -178,8 +286,12 @@ def test_two_process_sync_equals_one_process(tmp_path):
     expected = metric.compute()
     for rank in ranks:
         assert rank["count"] == len(x)
-        np.testing.assert_allclose(rank["log_likelihood"], expected["log_likelihood"].numpy(), rtol=0, atol=1e-6)
-        np.testing.assert_allclose(rank["stderr"], expected["stderr"].numpy(), rtol=0, atol=1e-6)
+        # float64 data, so this measures the merge of the ranks' states. The per-point values themselves are
+        # only known to ~eps |l| each, which bounds any stderr to eps |l| / sqrt(N) absolute: at sigma 100 the
+        # spread is ~1e-5 of |l| ~ 30, and that bound, not the merge, sets the last digits (~3e-12 relative).
+        np.testing.assert_allclose(rank["log_likelihood"], expected["log_likelihood"].numpy(), rtol=1e-12, atol=0)
+        resolution = 16 * np.finfo(np.float64).eps * expected["log_likelihood"].abs().max().item() / math.sqrt(len(x))
+        np.testing.assert_allclose(rank["stderr"], expected["stderr"].numpy(), rtol=1e-12, atol=resolution)
         assert rank["best_sigma"] == pytest.approx(expected["best_sigma"].item())
 
 
