@@ -40,7 +40,6 @@ import contextlib
 import importlib
 import inspect
 import io
-import math
 import netrc
 import os
 import socket
@@ -49,7 +48,7 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import pytorch_lightning as pl
 import torch
@@ -57,12 +56,11 @@ import yaml
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities import rank_zero_only
-from torch import nn
 
-from lightning_gan import GAN, FIDCallback, ImageSampler, ParzenLikelihoodCallback
+from lightning_gan import GAN, GenerativeMetricsCallback, ImageSampler, ParzenLikelihoodCallback
 from lightning_gan.callbacks.guard import DivergenceError, DivergenceGuard
 from lightning_gan.metrics.fid import INCEPTION_NAME, InceptionWeightsNotFoundError, resolve_inception_weights
-from lightning_gan.metrics.small import SMALL_EXTRACTOR, SmallFeatureExtractor, build_feature_extractor  # noqa: F401
+from lightning_gan.metrics.small import build_feature_extractor
 
 PROG = "mnist_gan.py"
 DEFAULT_MODEL = "lightning_gan.DCGAN"
@@ -100,6 +98,8 @@ class FIDOptions:
         batch_size: Samples generated and embedded at a time.
         every_n_epochs: Evaluate every this many epochs.
         cache_dir: Keep the real images' statistics here, so later runs skip embedding them (None: no cache).
+        metrics: What to log from the one feature pass: any of fid, kid, is (Inception Score), pr
+            (precision/recall), e.g. --fid.metrics '[fid,kid,is,pr]'.
     """
 
     enabled: bool = True
@@ -109,6 +109,7 @@ class FIDOptions:
     batch_size: int = 250
     every_n_epochs: int = 1
     cache_dir: Optional[str] = None
+    metrics: tuple[str, ...] = ("fid",)
 
 
 @dataclass
@@ -266,7 +267,9 @@ class GANCLI(LightningCLI):
         if config.fid.enabled:
             fid = config.fid
             callbacks.append(
-                FIDCallback(
+                GenerativeMetricsCallback(
+                    metrics=tuple(fid.metrics),
+                    kid_subset_size=min(1000, fid.num_samples),
                     num_samples=fid.num_samples,
                     every_n_epochs=fid.every_n_epochs,
                     feature_extractor=build_feature_extractor(fid.feature_extractor),

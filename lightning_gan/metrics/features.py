@@ -294,9 +294,10 @@ class FeatureExtractor(nn.Module):
     ``None`` and :attr:`weights_path` is then the hub's checkpoint if it is there, else ``None``, and
     :meth:`fingerprint` hashes the state dict instead.
 
+    The extractor's :attr:`name` in cache keys is torch-fidelity's, plus the value range if not
+    ``(-1, 1)`` (the layers are not part of it: features are keyed by layer).
+
     Attributes:
-        name: The extractor's name in cache keys: torch-fidelity's name, plus the value range if not
-            ``(-1, 1)``. (The layers are not part of it: features are keyed by layer.)
         layers: The layers :meth:`forward` returns, in order.
         num_features: Feature dimension of each layer, e.g. ``{"2048": 2048, "logits_unbiased": 1008}``.
         weights_path: The weights file loaded.

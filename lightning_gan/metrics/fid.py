@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import urllib.error
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -310,14 +309,6 @@ def default_inception_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(INCEPTION_WEIGHTS_URL)
 
 
-def _how_to_provide(default: Path) -> str:
-    return (
-        f"Download {INCEPTION_WEIGHTS_URL} on a machine with network access and either put it at {default} "
-        f"(torch hub's cache, which torch-fidelity uses), pass its path as `weights_path=` or set the environment "
-        f"variable {WEIGHTS_ENV_VAR} to its path."
-    )
-
-
 def resolve_inception_weights(weights_path: Union[str, os.PathLike, None] = None) -> Path:
     """The local file of the InceptionV3 weights, downloading them (once) if needed.
 
@@ -332,36 +323,12 @@ def resolve_inception_weights(weights_path: Union[str, os.PathLike, None] = None
     Example:
         >>> resolve_inception_weights("/nonexistent/inception.pth")  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
-        InceptionWeightsNotFoundError: `weights_path` '/nonexistent/inception.pth' does not exist or is not a file. ...
+        FeatureWeightsNotFoundError: `weights_path` '/nonexistent/inception.pth' does not exist or is not a file. ...
     """
-    default = default_inception_weights_path()
-    if weights_path is not None:
-        path = Path(weights_path)
-        if not path.is_file():
-            raise InceptionWeightsNotFoundError(
-                f"`weights_path` {str(weights_path)!r} does not exist or is not a file. {_how_to_provide(default)}"
-            )
-        return path
-    from_env = os.environ.get(WEIGHTS_ENV_VAR)
-    if from_env:
-        path = Path(from_env)
-        if not path.is_file():
-            raise InceptionWeightsNotFoundError(
-                f"The environment variable {WEIGHTS_ENV_VAR}={from_env!r} names no file. {_how_to_provide(default)}"
-            )
-        return path
-    if default.is_file():
-        return default
-    try:
-        default.parent.mkdir(parents=True, exist_ok=True)
-        # Writes to a temporary file and renames it: concurrent ranks never read a partial file.
-        torch.hub.download_url_to_file(INCEPTION_WEIGHTS_URL, str(default), progress=False)
-    except (urllib.error.URLError, OSError, ValueError) as err:  # HTTPError and timeouts are among these
-        raise InceptionWeightsNotFoundError(
-            f"The InceptionV3 weights are not at {default} and could not be downloaded "
-            f"({type(err).__name__}: {err}). {_how_to_provide(default)}"
-        ) from None  # one clear error, not a urllib traceback
-    return default
+    # One lookup for every extractor (features.py); imported here because features.py builds on this module.
+    from lightning_gan.metrics.features import resolve_weights
+
+    return resolve_weights(INCEPTION_NAME, weights_path)
 
 
 def images_to_uint8(images: Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
@@ -416,7 +383,7 @@ class InceptionFeatureExtractor(nn.Module):
         2048
         >>> InceptionFeatureExtractor(weights_path="/nonexistent.pth")  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
-        InceptionWeightsNotFoundError: `weights_path` '/nonexistent.pth' does not exist or is not a file. ...
+        FeatureWeightsNotFoundError: `weights_path` '/nonexistent.pth' does not exist or is not a file. ...
     """
 
     num_features = 2048

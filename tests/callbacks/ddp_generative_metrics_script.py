@@ -19,7 +19,8 @@ def main(out_path: str) -> None:
     from torch import nn
 
     from lightning_gan import DCGAN
-    from lightning_gan.callbacks.generative_metrics import GenerativeMetricsCallback, _seeded
+    from lightning_gan.callbacks._evaluation import _seeded
+    from lightning_gan.callbacks.generative_metrics import GenerativeMetricsCallback
     from lightning_gan.data.tensors import TensorDataModule
     from lightning_gan.metrics import FrechetInceptionDistance
     from lightning_gan.metrics.inception_score import InceptionScore

@@ -104,8 +104,10 @@ def test_several_processes_train_with_gan_ddp(example, accelerator, devices, nod
     assert example._process_count(trainer) == expected
 
 
-def test_the_small_feature_extractor_is_fixed_and_takes_any_channels(example):
-    a, b = example.SmallFeatureExtractor(), example.SmallFeatureExtractor()
+def test_the_small_feature_extractor_is_fixed_and_takes_any_channels():
+    from lightning_gan.metrics import SmallFeatureExtractor
+
+    a, b = SmallFeatureExtractor(), SmallFeatureExtractor()
     images = torch.rand(5, 3, 32, 32) * 2 - 1
     assert torch.equal(a(images), b(images)) and a(images).shape == (5, a.num_features)
     assert a(torch.rand(2, 1, 28, 28)).shape == (2, 128)

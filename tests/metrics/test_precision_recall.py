@@ -6,43 +6,15 @@ in (random_vgg.py). The multi-process case is tested in test_kid.py (ddp_feature
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 import torch
+from fidelity_inputs import UInt8Images, structured_images
 from random_vgg import save_random_vgg16_weights
 
 from lightning_gan.metrics.features import FeatureExtractor
 from lightning_gan.metrics.precision_recall import PrecisionRecall, knn_radii, precision_recall
-
-
-class UInt8Images(torch.utils.data.Dataset):
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
-
-
-def structured_images(n: int, kind: str, seed: int) -> torch.Tensor:
-    """uint8 (n, 3, 32, 32): random-colour ramps or random checkerboards."""
-    generator = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
-    out = []
-    for _ in range(n):
-        colour = torch.rand(3, 1, 1, generator=generator)
-        if kind == "ramp":
-            angle = float(torch.rand(1, generator=generator)) * 2 * math.pi
-            pattern = (math.cos(angle) * xx + math.sin(angle) * yy) / 45 + 0.5
-        else:
-            size = int(torch.randint(2, 8, (1,), generator=generator))
-            pattern = ((xx // size) + (yy // size)) % 2
-        out.append((colour * pattern * 255).clamp(0, 255))
-    return torch.stack(out).to(torch.uint8)
 
 
 def features(n: int, d: int, seed: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
