@@ -92,3 +92,16 @@ def test_a_checkpoint_of_another_package_is_one_line(tmp_path):
 def test_a_wrong_class_is_one_line(example_checkpoint, tmp_path):
     _one_line_error(evaluate([str(example_checkpoint), *DATA, "--model", "lightning_gan.WGANGP"], tmp_path),
                     "does not match", "DCGAN")
+
+
+@needs_shared_mnist
+def test_the_evaluator_uses_two_processes_and_counts_every_sample_once(example_checkpoint, tmp_path):
+    out = tmp_path / "ddp.json"
+    args = [str(example_checkpoint), *DATA, *SMALL_EVAL, "--metrics", "fid,kid", "--out", str(out)]
+    args[args.index("--devices") + 1] = "2"
+    run = evaluate(args, tmp_path)
+    assert run.returncode == 0, explain(run)
+    result = json.loads(out.read_text())
+    assert result["protocol"]["world_size"] == 2 and result["protocol"]["num_samples"] == 96
+    assert result["protocol"]["real_count"] == 256
+    assert result["metrics"]["fid"] > 0 and result["metrics"]["kid_mean"] == result["metrics"]["kid_mean"]

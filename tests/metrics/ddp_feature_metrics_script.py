@@ -1,4 +1,4 @@
-"""Feeds KID, IS and precision/recall uneven shards on 2 gloo processes; rank 0 writes what each rank computed.
+"""Feeds FID, KID, IS and precision/recall uneven shards on 2 gloo processes; rank 0 writes what each rank computed.
 
 Run by tests/metrics/test_kid.py in a subprocess: ``python ddp_feature_metrics_script.py OUT.json INIT_FILE``.
 Every rank rebuilds the same global features from a seed and takes its own contiguous share (rank 0
@@ -40,6 +40,7 @@ def worker(rank: int, world: int, out_path: str, init_file: str) -> None:
     import torch
     import torch.distributed as dist
 
+    from lightning_gan.metrics.fid import FrechetInceptionDistance
     from lightning_gan.metrics.inception_score import InceptionScore
     from lightning_gan.metrics.kid import KernelInceptionDistance
     from lightning_gan.metrics.precision_recall import PrecisionRecall
@@ -52,6 +53,11 @@ def worker(rank: int, world: int, out_path: str, init_file: str) -> None:
         chunk = 30 if rank == 0 else 11
         parts = {side: list(shard(data[side], SHARDS[side], rank).split(chunk)) for side in SHARDS}
         kid, isc, prc = KernelInceptionDistance(**KID_ARGS), InceptionScore(**ISC_ARGS), PrecisionRecall(**PRC_ARGS)
+        fid = FrechetInceptionDistance(DIM)
+        fid_parts = {side: list(shard(data[side], SHARDS[side], rank).split(chunk)) for side in ("real", "fake")}
+        for side, pieces in fid_parts.items():  # rank 0 never adds a real feature: its sums stay zero
+            for part in pieces:
+                fid.update(part, real=side == "real")
 
         def feed(real_too: bool) -> None:
             for side in ("real", "fake") if real_too else ("fake",):
@@ -71,7 +77,7 @@ def worker(rank: int, world: int, out_path: str, init_file: str) -> None:
             }
 
         feed(real_too=True)
-        report = {"rank": rank, **values()}
+        report = {"rank": rank, **values(), "fid": fid.compute().item()}
 
         # The callback's path: take the gathered real features (to cache them), fix them, evaluate again.
         real = kid.real_features()

@@ -21,6 +21,7 @@ from fidelity_inputs import UInt8Images, structured_images
 from random_inception import random_inception_state_dict
 
 from lightning_gan.metrics.features import FeatureExtractor
+from lightning_gan.metrics.fid import FrechetInceptionDistance
 from lightning_gan.metrics.inception_score import InceptionScore
 from lightning_gan.metrics.kid import KernelInceptionDistance, kernel_inception_distance
 from lightning_gan.metrics.precision_recall import PrecisionRecall
@@ -278,7 +279,7 @@ def test_fixed_real_features_survive_reset_and_give_the_same_value():
 
 
 def test_two_gloo_ranks_with_uneven_and_empty_shards_equal_one_process(tmp_path):
-    """KID, IS and precision/recall on 2 processes (one holding no real features) equal one process's values."""
+    """FID, KID, IS and precision/recall on 2 processes (one holding no real features) equal one process's values."""
     sys.path.insert(0, str(DDP_SCRIPT.parent))
     try:
         import ddp_feature_metrics_script as script
@@ -296,9 +297,13 @@ def test_two_gloo_ranks_with_uneven_and_empty_shards_equal_one_process(tmp_path)
     kid_mean, kid_std = kid.compute()
     isc_mean, isc_std = isc.compute()
     pr = prc.compute()
+    fid = FrechetInceptionDistance(script.DIM)
+    fid.update(data["real"], real=True)
+    fid.update(data["fake"], real=False)
     expected = {
         "kid_mean": kid_mean.item(), "kid_std": kid_std.item(), "isc_mean": isc_mean.item(),
         "isc_std": isc_std.item(), "precision": pr["precision"].item(), "recall": pr["recall"].item(),
+        "fid": fid.compute().item(),
     }
     assert 0 < expected["precision"] < 1 and 0 < expected["recall"] < 1
 
@@ -322,7 +327,8 @@ def test_two_gloo_ranks_with_uneven_and_empty_shards_equal_one_process(tmp_path)
     for report in ranks:
         for key, value in expected.items():
             assert rel(report[key], value) < 1e-6, (report["rank"], key, report[key], value)
-            assert rel(report[f"fixed_{key}"], value) < 1e-6, (report["rank"], key, report[f"fixed_{key}"], value)
+            if key != "fid":  # the fixed-real-features path is KID's and PR's
+                assert rel(report[f"fixed_{key}"], value) < 1e-6, (report["rank"], key, report[f"fixed_{key}"], value)
         assert report["real_count"] == len(data["real"])
         assert report["real_features_equal"]
         assert report["nonfinite_error_raised"]
