@@ -68,3 +68,24 @@ def test_two_cpu_ranks_equal_one_process_for_every_metric(tmp_path):
         for key in KEYS:
             assert report["values"][key] == pytest.approx(reference[key], rel=1e-6, abs=1e-12), key
             assert report["logged"][key] == pytest.approx(reference[key], rel=1e-6, abs=1e-7), key
+
+
+def test_the_cache_keeps_the_real_features_for_kid_and_precision_recall(tmp_path):
+    extractor = Recorder()
+    data = TensorDataModule(torch.rand(32, 1, 28, 28) * 2 - 1, val=torch.rand(40, 1, 28, 28) * 2 - 1, batch_size=8)
+
+    def run() -> GenerativeMetricsCallback:
+        torch.manual_seed(0)  # the same model, so the same samples, in both runs
+        callback = GenerativeMetricsCallback(num_samples=48, batch_size=16, feature_extractor=extractor, kid_subsets=5,
+                                             kid_subset_size=24, is_splits=2, cache_dir=tmp_path, dataset_name="noise")
+        trainer = cpu_trainer(max_epochs=1, limit_train_batches=1, num_sanity_val_steps=0, callbacks=[callback])
+        trainer.fit(DCGAN(image_shape=(1, 28, 28), latent_dim=8, features=4), datamodule=data)
+        return callback
+
+    first = run()
+    assert first.protocol["real_from_cache"] is False and extractor.sizes.count(8) == 1
+    extractor.sizes.clear()
+    second = run()
+    assert second.protocol["real_from_cache"] is True and 8 not in extractor.sizes  # the real set not embedded
+    for key in KEYS:
+        assert second.last_values[key] == pytest.approx(first.last_values[key], rel=1e-9, abs=1e-12), key
