@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 from typing_extensions import override
 
+from lightning_gan.callbacks._evaluation import _first_loader
+from lightning_gan.data.sharding import FixedOrderShards
 from lightning_gan.metrics.parzen import (
     ParzenLogLikelihood,
     SigmasLike,
@@ -90,10 +92,11 @@ class ParzenLikelihoodCallback(pl.Callback):
     ``test/parzen_log_likelihood``, ``test/parzen_stderr``, ``test/parzen_sigma`` and
     ``test/parzen_bits_per_dim``, :math:`-\mathrm{LL} / (d \ln 2)` for a density over [0, 1] per pixel (add 8
     for bits per 8-bit pixel, a density over [0, 256]; it can be negative). With ``value_range=None`` all of
-    these are in the data's own units instead. The sanity-check validation run is skipped, and only
-    the first validation/test dataloader is scored. Under DDP, Lightning's ``DistributedSampler`` repeats
-    a few data points to even out the shards when the set's size is not a multiple of the world size;
-    use such a size for exact numbers.
+    these are in the data's own units instead. The sanity-check validation run is skipped. The data scored
+    are the whole dataset behind the first validation/test dataloader, read by the callback itself in
+    index order (:class:`~lightning_gan.data.FixedOrderShards`): ``limit_val_batches`` does not shorten
+    it, and under DDP each process scores a contiguous block, without the duplicates Lightning's
+    ``DistributedSampler`` adds to even out its shards, so every data point counts exactly once.
 
     Samples are drawn under a forked RNG, reseeded per process: adding the callback does not change
     training's random stream, and processes seeded alike still draw different samples.
@@ -173,20 +176,8 @@ class ParzenLikelihoodCallback(pl.Callback):
         self._start(trainer, pl_module, "val", self._sigma_grid)
 
     @override
-    def on_validation_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if self._metric is not None and dataloader_idx == 0:
-            self._metric.update(_real_samples(pl_module, batch))
-
-    @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._score_data(trainer, pl_module, trainer.val_dataloaders)
         result = self._finish(trainer, pl_module, "val")
         if result is not None:
             self.best_sigma = float(result["best_sigma"])
@@ -207,20 +198,8 @@ class ParzenLikelihoodCallback(pl.Callback):
         self._start(trainer, pl_module, "test", sigmas)
 
     @override
-    def on_test_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if self._metric is not None and dataloader_idx == 0:
-            self._metric.update(_real_samples(pl_module, batch))
-
-    @override
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._score_data(trainer, pl_module, trainer.test_dataloaders)
         result = self._finish(trainer, pl_module, "test")
         if result is not None:
             self._log(pl_module, "test", result, bits_per_dim=True)
@@ -246,6 +225,15 @@ class ParzenLikelihoodCallback(pl.Callback):
         return {}
 
     # ------------------------------------------------------------------ helpers
+
+    def _score_data(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loaders: Any) -> None:
+        """Scores this process's contiguous, unpadded block of the first loader's dataset."""
+        loader = _first_loader(loaders)
+        if self._metric is None or loader is None:
+            return
+        shards = FixedOrderShards(loader, batch_size=loader.batch_size or self.batch_size)
+        for batch in shards.batches(trainer.global_rank, trainer.world_size):
+            self._metric.update(_real_samples(pl_module, trainer.strategy.batch_to_device(batch)))
 
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, sigmas: Tensor) -> None:
         local, centres = self._draw_centres(trainer, pl_module)

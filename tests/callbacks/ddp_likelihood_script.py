@@ -50,7 +50,8 @@ def main(out_path: str) -> None:
 
     # Same seed on both ranks on purpose: the callback must still draw different samples per rank.
     torch.manual_seed(0)
-    data = ToyDataModule("ring8", n_samples=64, n_val=64, n_test=0, batch_size=16)
+    # 63 validation points: a padded DistributedSampler would score one of them twice.
+    data = ToyDataModule("ring8", n_samples=64, n_val=63, n_test=0, batch_size=16)
     gan = VanillaGAN(image_shape=(2,), latent_dim=2, generator_hidden=(8,), discriminator_hidden=(8,),
                      maxout_pieces=1, dropout=0.0, output_activation="identity")
     # mode_coverage_samples = num_samples: mode coverage is scored on exactly the (recorded) Parzen samples.

@@ -89,3 +89,18 @@ def test_the_cache_keeps_the_real_features_for_kid_and_precision_recall(tmp_path
     assert second.protocol["real_from_cache"] is True and 8 not in extractor.sizes  # the real set not embedded
     for key in KEYS:
         assert second.last_values[key] == pytest.approx(first.last_values[key], rel=1e-9, abs=1e-12), key
+
+
+def test_evaluating_leaves_training_randomness_alone():
+    # Reading the real set, fingerprinting it and drawing latents must not touch the global random stream:
+    # a run with the callback trains exactly the weights of a run without it.
+    weights = []
+    data = TensorDataModule(torch.rand(32, 1, 28, 28) * 2 - 1, val=torch.rand(40, 1, 28, 28) * 2 - 1, batch_size=8)
+    for callbacks in ([], [GenerativeMetricsCallback(num_samples=48, batch_size=16, feature_extractor=Recorder(),
+                                                     kid_subsets=5, kid_subset_size=24, is_splits=2)]):
+        torch.manual_seed(0)
+        gan = DCGAN(image_shape=(1, 28, 28), latent_dim=8, features=4)
+        trainer = cpu_trainer(max_epochs=2, limit_train_batches=2, num_sanity_val_steps=0, callbacks=callbacks)
+        trainer.fit(gan, datamodule=data)
+        weights.append(torch.cat([p.detach().flatten() for p in gan.generator.parameters()]))
+    assert torch.equal(weights[0], weights[1])
