@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -368,6 +369,14 @@ class GAN(pl.LightningModule):
 
     @override
     def on_fit_start(self) -> None:
+        clip = self.trainer.gradient_clip_val
+        # Lightning refuses a positive Trainer clip value under manual optimization and ignores the rest.
+        if clip is not None and not (_is_number(clip) and clip == 0):
+            raise ValueError(
+                f"`Trainer(gradient_clip_val={clip!r})` has no effect on a GAN (manual optimization); clip with the "
+                f"module's own argument, e.g. {type(self).__name__}(gradient_clip_val=1.0), which clips each "
+                "network's gradients after averaging them across processes and after unscaling them under 16-mixed."
+            )
         if len(self.trainer.optimizers) != 2:
             raise ValueError(
                 f"`configure_optimizers` must return two optimizers, the generator's then the discriminator's; "
@@ -443,10 +452,22 @@ class GAN(pl.LightningModule):
             )
 
     def _prepare_gradients(self, optimizer: LightningOptimizer) -> None:
-        # Average across processes before clipping, so every rank clips the same gradient.
+        # Average across processes before the step (and so before clipping, in on_before_optimizer_step), so
+        # every rank clips the same gradient; under 16-mixed also before unscaling, so every rank's
+        # GradScaler sees the same infs and keeps the same scale.
         strategy = self.trainer.strategy
         if isinstance(strategy, GANDDPStrategy):
             strategy.all_reduce_gradients(optimizer)
+
+    @override
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        """Clips the gradients of the network about to step (``gradient_clip_val``).
+
+        Lightning's precision plugin calls this hook after it has unscaled the gradients under
+        ``16-mixed`` (and before the step), so the threshold applies to the true gradients, not to
+        gradients multiplied by the loss scale (65,536 at the start). A subclass overriding this hook
+        must call ``super().on_before_optimizer_step(optimizer)``.
+        """
         if self.hparams.gradient_clip_val is not None:
             self.clip_gradients(
                 optimizer,
@@ -505,6 +526,10 @@ def _restore_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _validate_arguments(
     *,
     generator: Any,
@@ -540,19 +565,18 @@ def _validate_arguments(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
     for name, value in (("lr_g", lr_g), ("lr_d", lr_d)):
-        if not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"`{name}` must be a positive learning rate, got {value!r}.")
-    if not isinstance(betas, Sequence) or len(betas) != 2 or not all(
-        isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas
-    ):
+        if not _is_number(value) or not 0 < value < math.inf:
+            raise ValueError(f"`{name}` must be a finite positive learning rate, got {value!r}.")
+    if not isinstance(betas, Sequence) or len(betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
         raise ValueError(f"`betas` must be two numbers in [0, 1), got {betas!r}.")
     for name, value in (("gp_weight", gp_weight), ("r1_gamma", r1_gamma)):
-        if not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"`{name}` must be a number >= 0, got {value!r}.")
-    if ema_decay is not None and not (isinstance(ema_decay, (int, float)) and 0.0 < ema_decay < 1.0):
+        # `not 0 <= value < inf` also refuses NaN, which `value < 0` would let through (turning the penalty off).
+        if not _is_number(value) or not 0 <= value < math.inf:
+            raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
+    if ema_decay is not None and not (_is_number(ema_decay) and 0.0 < ema_decay < 1.0):
         raise ValueError(f"`ema_decay` must be None or in the open interval (0, 1), got {ema_decay!r}.")
-    if gradient_clip_val is not None and not (isinstance(gradient_clip_val, (int, float)) and gradient_clip_val > 0):
-        raise ValueError(f"`gradient_clip_val` must be None or a positive number, got {gradient_clip_val!r}.")
+    if gradient_clip_val is not None and not (_is_number(gradient_clip_val) and 0 < gradient_clip_val < math.inf):
+        raise ValueError(f"`gradient_clip_val` must be None or a finite positive number, got {gradient_clip_val!r}.")
     if gradient_clip_algorithm not in _CLIP_ALGORITHMS:
         raise ValueError(
             f"`gradient_clip_algorithm` must be one of {', '.join(map(repr, _CLIP_ALGORITHMS))}, "
