@@ -127,6 +127,9 @@ class GAN(pl.LightningModule):
         self.generator_ema = ExponentialMovingAverage(generator, ema_decay) if ema_decay is not None else None
         self._output_shape_checked = False
         self._labels_checked = False
+        # On an accelerator, later batches' labels are range-checked on the device; the index of the first bad
+        # batch (-1: none) is read where the step syncs anyway (a logging step), see _checked_labels.
+        self._bad_label_batch: Optional[Tensor] = None
         self._num_classes: Optional[int] = num_classes  # read several times a step; hparams lookups cost more
         self._log_this_step = True
         self._rng_states_to_restore: Optional[dict[str, Any]] = None
@@ -268,9 +271,11 @@ class GAN(pl.LightningModule):
     @override
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = self.real_from_batch(batch)
-        labels = self._checked_labels(batch, real.shape[0])
+        labels = self._checked_labels(batch, real.shape[0], batch_idx)
         opt_g, opt_d = self.optimizers()
         self._log_this_step = self._logs_written_this_step()
+        if self._log_this_step:
+            self._raise_on_bad_labels()
         metrics: dict[str, Tensor] = {}
         # Labels are passed only to conditional GANs, so overrides written with the unconditional
         # signatures, `discriminator_step(real, optimizer)` and `generator_step(batch_size, optimizer)`, work.
@@ -345,16 +350,17 @@ class GAN(pl.LightningModule):
 
         Compared with ``train/d_real`` it shows the discriminator memorising its training set.
         """
-        self._log_held_out_d_real("val", batch)
+        self._log_held_out_d_real("val", batch, batch_idx)
 
     @override
     def test_step(self, batch: Any, batch_idx: int) -> None:
         """Logs ``test/d_real`` (see :meth:`validation_step`); metric callbacks add their test values."""
-        self._log_held_out_d_real("test", batch)
+        self._log_held_out_d_real("test", batch, batch_idx)
 
-    def _log_held_out_d_real(self, stage: str, batch: Any) -> None:
+    def _log_held_out_d_real(self, stage: str, batch: Any, batch_idx: int = -1) -> None:
         real = self.real_from_batch(batch)
-        summary = self._summarise_outputs(self._run(self.discriminator, real, self._checked_labels(batch, real.shape[0])))
+        labels = self._checked_labels(batch, real.shape[0], batch_idx)
+        summary = self._summarise_outputs(self._run(self.discriminator, real, labels))
         self.log(f"{stage}/d_real", summary, batch_size=real.shape[0], sync_dist=True)
 
     @override
@@ -393,6 +399,7 @@ class GAN(pl.LightningModule):
 
     @override
     def on_train_epoch_end(self) -> None:
+        self._raise_on_bad_labels()  # the epoch's end syncs anyway: no bad label outlives its epoch unreported
         self._step_schedulers("epoch")
 
     @override
@@ -430,12 +437,41 @@ class GAN(pl.LightningModule):
         # The one place that knows how conditional nets are called.
         return net(x) if self.num_classes is None else net(x, labels)
 
-    def _checked_labels(self, batch: Any, batch_size: int) -> Optional[Tensor]:
+    def _checked_labels(self, batch: Any, batch_size: int, batch_idx: int = -1) -> Optional[Tensor]:
         labels = self.labels_from_batch(batch)
-        if labels is not None and not self._labels_checked:  # the first batch (sanity check or training) only
-            self._check_label_values(labels, "The batch's labels", expected_len=batch_size)
+        if labels is None:
+            return None
+        where = f"The labels of batch {batch_idx}" if batch_idx >= 0 else "The batch's labels"
+        if not self._labels_checked or not self._defer_label_check(labels):
+            # The first batch, and every batch on the CPU (where reading a value costs no device sync).
+            self._check_label_values(labels, where, expected_len=batch_size)
             self._labels_checked = True
-        return labels
+            return labels
+        # Later batches on an accelerator: shape and dtype are metadata (free); the values are checked on the
+        # device without a sync. A bad label is clamped, so that the embedding cannot raise a device-side
+        # assert, and the first bad batch is reported at the next logging step (_raise_on_bad_labels).
+        if labels.is_floating_point() or labels.dtype == torch.bool or labels.shape != (batch_size,):
+            self._check_label_values(labels, where, expected_len=batch_size)
+        bad = ((labels < 0) | (labels >= self.num_classes)).any()
+        if self._bad_label_batch is None or self._bad_label_batch.device != labels.device:
+            self._bad_label_batch = torch.full((), -1, dtype=torch.long, device=labels.device)
+        first = self._bad_label_batch
+        self._bad_label_batch = torch.where(bad & (first < 0), torch.full_like(first, batch_idx), first)
+        return labels.clamp(0, self.num_classes - 1)
+
+    def _defer_label_check(self, labels: Tensor) -> bool:
+        """Whether to check label values on the device and report later (accelerators) or now (CPU)."""
+        return labels.device.type != "cpu"
+
+    def _raise_on_bad_labels(self) -> None:
+        if self._bad_label_batch is None:
+            return
+        first = int(self._bad_label_batch)  # a host sync, on a step that syncs to write its logs anyway
+        if first >= 0:
+            raise ValueError(
+                f"The labels of batch {first} lie outside [0, {self.num_classes}) (num_classes={self.num_classes}); "
+                "the steps since then trained on clamped labels. Fix the data's labels or `num_classes`."
+            )
 
     def _check_label_values(self, labels: Tensor, what: str, expected_len: int) -> None:
         # Once per run (a host sync): an out-of-range label would otherwise fail deep in an embedding, and

@@ -145,3 +145,30 @@ def test_conditional_gan_trains_under_cpu_ddp_and_ranks_hold_identical_weights(t
     assert all(r["global_step"] == 4 for r in ranks)
     assert ranks[0]["digests"] == ranks[1]["digests"]
     assert ranks[0]["sigmas"] and all(s == pytest.approx(1.0, rel=0.05) for s in ranks[0]["sigmas"])
+
+
+def _late_bad_labels(bad_batch: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    # Batches of 8 in order: all valid but `bad_batch`, which holds a label equal to num_classes.
+    labels = torch.arange(40) % 4
+    labels[8 * bad_batch + 6] = 4
+    return torch.randn(40, 2), labels
+
+
+def test_a_bad_label_in_a_later_training_batch_is_reported_with_its_batch_not_an_index_error():
+    images, labels = _late_bad_labels()
+    trainer = cpu_trainer(max_steps=10, num_sanity_val_steps=1)
+    with pytest.raises(ValueError, match=r"labels of batch 3 must lie in \[0, 4\).*from 0 to 4"):
+        # A valid validation batch is checked first (sanity check); the training batches are still checked.
+        trainer.fit(toy_gan(num_classes=4), batch_loader(images, labels, batch_size=8, shuffle=False),
+                    batch_loader(images[:8], labels[:8], batch_size=8, shuffle=False))
+    assert trainer.global_step == 3
+
+
+def test_on_an_accelerator_bad_labels_are_clamped_on_the_device_and_reported_at_the_next_logging_step(monkeypatch):
+    # The device path (no host sync per step), exercised on the CPU.
+    monkeypatch.setattr(GAN, "_defer_label_check", lambda self, labels: True)
+    images, labels = _late_bad_labels(bad_batch=1)
+    trainer = cpu_trainer(max_steps=10, log_every_n_steps=4)
+    with pytest.raises(ValueError, match=r"labels of batch 1 lie outside \[0, 4\)"):
+        trainer.fit(toy_gan(num_classes=4), batch_loader(images, labels, batch_size=8, shuffle=False))
+    assert trainer.global_step == 3  # batches 1 and 2 trained on clamped labels; batch 3, a logging step, raised
