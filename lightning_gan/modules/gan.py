@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import math
-import random
-from collections.abc import Sequence
 from typing import Any, Optional
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.core.optimizer import LightningOptimizer, do_nothing_closure
@@ -18,15 +14,21 @@ from typing_extensions import override
 
 from lightning_gan import losses
 from lightning_gan.ema import ExponentialMovingAverage
-from lightning_gan.nets.conditioning import check_num_classes
+from lightning_gan.modules._support import (
+    _BatchChecks,
+    _is_number,
+    _non_finite_entries,
+    _restore_rng_states,
+    _rng_states,
+    _validate_arguments,
+)
 from lightning_gan.strategies import GANDDPStrategy
 
 __all__ = ["GAN"]
 
-_CLIP_ALGORITHMS = ("norm", "value")
 
 
-class GAN(pl.LightningModule):
+class GAN(_BatchChecks, pl.LightningModule):
     r"""A generative adversarial network trained with manual optimization.
 
     Per training batch: ``n_critic`` discriminator steps on the batch's real samples and fresh latents,
@@ -127,9 +129,11 @@ class GAN(pl.LightningModule):
         self.generator_ema = ExponentialMovingAverage(generator, ema_decay) if ema_decay is not None else None
         self._output_shape_checked = False
         self._labels_checked = False
-        # On an accelerator, later batches' labels are range-checked on the device; the index of the first bad
-        # batch (-1: none) is read where the step syncs anyway (a logging step), see _checked_labels.
-        self._bad_label_batch: Optional[Tensor] = None
+        # Later batches are checked on the device: the index of the first batch with an out-of-range label
+        # (on accelerators) and of the first with a non-finite sample (-1: none), read where the step syncs
+        # anyway (a logging step, the epoch's end), see _checked_labels and _check_finite.
+        self._bad_batches: Optional[Tensor] = None
+        self._data_range_checked = False
         self._num_classes: Optional[int] = num_classes  # read several times a step; hparams lookups cost more
         self._log_this_step = True
         self._rng_states_to_restore: Optional[dict[str, Any]] = None
@@ -274,8 +278,9 @@ class GAN(pl.LightningModule):
         labels = self._checked_labels(batch, real.shape[0], batch_idx)
         opt_g, opt_d = self.optimizers()
         self._log_this_step = self._logs_written_this_step()
+        self._check_real(real, batch_idx)
         if self._log_this_step:
-            self._raise_on_bad_labels()
+            self._raise_on_bad_batches()
         metrics: dict[str, Tensor] = {}
         # Labels are passed only to conditional GANs, so overrides written with the unconditional
         # signatures, `discriminator_step(real, optimizer)` and `generator_step(batch_size, optimizer)`, work.
@@ -399,11 +404,21 @@ class GAN(pl.LightningModule):
 
     @override
     def on_train_epoch_end(self) -> None:
-        self._raise_on_bad_labels()  # the epoch's end syncs anyway: no bad label outlives its epoch unreported
+        self._raise_on_bad_batches()  # the epoch's end syncs anyway: no bad batch outlives its epoch unreported
         self._step_schedulers("epoch")
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Never write a non-finite state (guard or no guard): raising here stops Lightning before it writes,
+        # so `last.ckpt` keeps the last good state. One max over the weights per save (a sync, per save).
+        bad = _non_finite_entries(checkpoint.get("state_dict", {}))
+        if bad:
+            raise ValueError(
+                f"Refusing to save a checkpoint at step {self.trainer.global_step if self._trainer else '?'}: "
+                f"{len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
+                f"{', ...' if len(bad) > 3 else ''}); the training diverged. The last checkpoint written is the last "
+                "good state; lightning_gan.DivergenceGuard stops a run at the first non-finite step."
+            )
         # Lightning saves weights, optimizers, schedulers and the step counter but no RNG state; a GAN
         # draws latents every step, so without it a resumed run could not repeat a straight one.
         checkpoint["rng_states"] = _rng_states()
@@ -416,6 +431,12 @@ class GAN(pl.LightningModule):
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        bad = _non_finite_entries(checkpoint.get("state_dict", {}))
+        if bad:
+            raise ValueError(
+                f"The checkpoint's weights hold NaN or infinite values in {len(bad)} tensor(s) ({', '.join(bad[:3])}"
+                f"{', ...' if len(bad) > 3 else ''}): it cannot be resumed or evaluated. Use an earlier checkpoint."
+            )
         # Restored in `on_train_start`, not here: Lightning restores a checkpoint before it creates the
         # training iterator, and creating it draws the DataLoader's and the RandomSampler's seeds from the
         # global RNG. A straight run drew those after its save; restoring here would shuffle differently.
@@ -436,56 +457,6 @@ class GAN(pl.LightningModule):
     def _run(self, net: nn.Module, x: Tensor, labels: Optional[Tensor]) -> Tensor:
         # The one place that knows how conditional nets are called.
         return net(x) if self.num_classes is None else net(x, labels)
-
-    def _checked_labels(self, batch: Any, batch_size: int, batch_idx: int = -1) -> Optional[Tensor]:
-        labels = self.labels_from_batch(batch)
-        if labels is None:
-            return None
-        where = f"The labels of batch {batch_idx}" if batch_idx >= 0 else "The batch's labels"
-        if not self._labels_checked or not self._defer_label_check(labels):
-            # The first batch, and every batch on the CPU (where reading a value costs no device sync).
-            self._check_label_values(labels, where, expected_len=batch_size)
-            self._labels_checked = True
-            return labels
-        # Later batches on an accelerator: shape and dtype are metadata (free); the values are checked on the
-        # device without a sync. A bad label is clamped, so that the embedding cannot raise a device-side
-        # assert, and the first bad batch is reported at the next logging step (_raise_on_bad_labels).
-        if labels.is_floating_point() or labels.dtype == torch.bool or labels.shape != (batch_size,):
-            self._check_label_values(labels, where, expected_len=batch_size)
-        bad = ((labels < 0) | (labels >= self.num_classes)).any()
-        if self._bad_label_batch is None or self._bad_label_batch.device != labels.device:
-            self._bad_label_batch = torch.full((), -1, dtype=torch.long, device=labels.device)
-        first = self._bad_label_batch
-        self._bad_label_batch = torch.where(bad & (first < 0), torch.full_like(first, batch_idx), first)
-        return labels.clamp(0, self.num_classes - 1)
-
-    def _defer_label_check(self, labels: Tensor) -> bool:
-        """Whether to check label values on the device and report later (accelerators) or now (CPU)."""
-        return labels.device.type != "cpu"
-
-    def _raise_on_bad_labels(self) -> None:
-        if self._bad_label_batch is None:
-            return
-        first = int(self._bad_label_batch)  # a host sync, on a step that syncs to write its logs anyway
-        if first >= 0:
-            raise ValueError(
-                f"The labels of batch {first} lie outside [0, {self.num_classes}) (num_classes={self.num_classes}); "
-                "the steps since then trained on clamped labels. Fix the data's labels or `num_classes`."
-            )
-
-    def _check_label_values(self, labels: Tensor, what: str, expected_len: int) -> None:
-        # Once per run (a host sync): an out-of-range label would otherwise fail deep in an embedding, and
-        # on a GPU as an unreadable device-side assert.
-        if labels.is_floating_point() or labels.dtype == torch.bool or labels.shape != (expected_len,):
-            raise ValueError(
-                f"{what} must be {expected_len} integer class indices, shape ({expected_len},); got dtype "
-                f"{labels.dtype} and shape {tuple(labels.shape)}."
-            )
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-            raise ValueError(
-                f"{what} must lie in [0, {self.num_classes}) (num_classes={self.num_classes}); got values from "
-                f"{int(labels.min())} to {int(labels.max())}."
-            )
 
     def _prepare_gradients(self, optimizer: LightningOptimizer) -> None:
         # Average across processes before the step (and so before clipping, in on_before_optimizer_step), so
@@ -522,14 +493,6 @@ class GAN(pl.LightningModule):
         logits = logits.detach().float()
         return torch.sigmoid(logits).mean() if self.adversarial_loss.probabilistic else logits.mean()
 
-    def _check_output_shape(self, real: Tensor, fake: Tensor) -> None:
-        if tuple(fake.shape[1:]) != tuple(real.shape[1:]):
-            raise ValueError(
-                f"The generator's samples have shape {tuple(fake.shape[1:])} but the data's have shape "
-                f"{tuple(real.shape[1:])} (per sample); make the generator's output shape match the data."
-            )
-        self._output_shape_checked = True
-
     def _step_schedulers(self, interval: str) -> None:
         configs = self.trainer.lr_scheduler_configs
         if not configs:
@@ -538,83 +501,3 @@ class GAN(pl.LightningModule):
         for config in configs:
             if config.interval == interval and count % config.frequency == 0:
                 config.scheduler.step()
-
-
-def _rng_states() -> dict[str, Any]:
-    # Tensors and plain Python values only, so checkpoints still load with `torch.load(weights_only=True)`.
-    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
-    states: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gaussian)),
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _restore_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    name, keys, position, has_gauss, cached_gaussian = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
-    random.setstate(states["python"])
-    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _validate_arguments(
-    *,
-    generator: Any,
-    discriminator: Any,
-    latent_dim: Any,
-    lr_g: Any,
-    lr_d: Any,
-    betas: Any,
-    n_critic: Any,
-    gp_weight: Any,
-    r1_gamma: Any,
-    ema_decay: Any,
-    gradient_clip_val: Any,
-    gradient_clip_algorithm: Any,
-    num_classes: Any,
-) -> None:
-    for name, net in (("generator", generator), ("discriminator", discriminator)):
-        if not isinstance(net, nn.Module):
-            raise TypeError(f"`{name}` must be a torch.nn.Module, got {type(net).__name__}.")
-    try:
-        num_classes = check_num_classes(num_classes)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"`num_classes` must be None (unconditional) or an integer >= 2, got {num_classes!r}.") from error
-    for name, net in (("generator", generator), ("discriminator", discriminator)):
-        # Nets of this package say whether they are conditional; a mismatch would fail only at the first step.
-        net_classes = getattr(net, "num_classes", num_classes)
-        if net_classes != num_classes:
-            raise ValueError(
-                f"`num_classes` is {num_classes!r} but the {name} was built with num_classes={net_classes!r}; "
-                "build both networks with the GAN's num_classes."
-            )
-    for name, value in (("latent_dim", latent_dim), ("n_critic", n_critic)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-    for name, value in (("lr_g", lr_g), ("lr_d", lr_d)):
-        if not _is_number(value) or not 0 < value < math.inf:
-            raise ValueError(f"`{name}` must be a finite positive learning rate, got {value!r}.")
-    if not isinstance(betas, Sequence) or len(betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
-        raise ValueError(f"`betas` must be two numbers in [0, 1), got {betas!r}.")
-    for name, value in (("gp_weight", gp_weight), ("r1_gamma", r1_gamma)):
-        # `not 0 <= value < inf` also refuses NaN, which `value < 0` would let through (turning the penalty off).
-        if not _is_number(value) or not 0 <= value < math.inf:
-            raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
-    if ema_decay is not None and not (_is_number(ema_decay) and 0.0 < ema_decay < 1.0):
-        raise ValueError(f"`ema_decay` must be None or in the open interval (0, 1), got {ema_decay!r}.")
-    if gradient_clip_val is not None and not (_is_number(gradient_clip_val) and 0 < gradient_clip_val < math.inf):
-        raise ValueError(f"`gradient_clip_val` must be None or a finite positive number, got {gradient_clip_val!r}.")
-    if gradient_clip_algorithm not in _CLIP_ALGORITHMS:
-        raise ValueError(
-            f"`gradient_clip_algorithm` must be one of {', '.join(map(repr, _CLIP_ALGORITHMS))}, "
-            f"got {gradient_clip_algorithm!r}."
-        )
