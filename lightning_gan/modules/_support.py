@@ -67,6 +67,31 @@ def _restore_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def _warn_on_changed_hyperparameters(module: Any, checkpoint: dict[str, Any]) -> None:
+    """Warns when a resumed run's module was built with other hyper-parameters than the checkpoint's."""
+    saved = checkpoint.get("hyper_parameters")
+    trainer = getattr(module, "_trainer", None)
+    if not isinstance(saved, dict) or trainer is None or not trainer.training:
+        return  # load_from_checkpoint builds the module from these very values
+    current = dict(module.hparams)
+    changed = [
+        f"{key}: {saved[key]!r} -> {current[key]!r}"
+        for key in sorted(set(saved) & set(current))
+        if _comparable(saved[key]) != _comparable(current[key])
+    ]
+    if changed:
+        warnings.warn(
+            "Resuming a checkpoint into a module built with other hyper-parameters (" + "; ".join(changed) + "): "
+            "training goes on with the new values; the weights and optimizer states are the checkpoint's.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _comparable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -21,6 +21,7 @@ from lightning_gan.modules._support import (
     _restore_rng_states,
     _rng_states,
     _validate_arguments,
+    _warn_on_changed_hyperparameters,
 )
 from lightning_gan.strategies import GANDDPStrategy
 
@@ -431,6 +432,7 @@ class GAN(_BatchChecks, pl.LightningModule):
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        _warn_on_changed_hyperparameters(self, checkpoint)
         bad = _non_finite_entries(checkpoint.get("state_dict", {}))
         if bad:
             raise ValueError(
@@ -441,6 +443,19 @@ class GAN(_BatchChecks, pl.LightningModule):
         # training iterator, and creating it draws the DataLoader's and the RandomSampler's seeds from the
         # global RNG. A straight run drew those after its save; restoring here would shuffle differently.
         self._rng_states_to_restore = checkpoint.get("rng_states")
+
+    @override
+    def on_fit_end(self) -> None:
+        trainer = self.trainer
+        # Lightning skips the whole training loop, with one info line, when the loader gives no batch.
+        if trainer.num_training_batches == 0 and trainer.global_step == 0 and trainer.limit_train_batches != 0:
+            loader = trainer.train_dataloader
+            size = len(loader.dataset) if hasattr(getattr(loader, "dataset", None), "__len__") else "?"
+            raise ValueError(
+                f"The training data gave no batch, so nothing was trained: {size} sample(s) per process with "
+                f"batch_size {getattr(loader, 'batch_size', '?')} and drop_last={getattr(loader, 'drop_last', '?')}; "
+                "use more data, a smaller batch size, or drop_last=False."
+            )
 
     @override
     def on_train_start(self) -> None:
