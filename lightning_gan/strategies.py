@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
+import time
 from typing import Any, Callable, Optional, Union
 
 import pytorch_lightning as pl
@@ -9,10 +13,15 @@ import torch
 import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import _sync_module_states
 from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
+from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+from pytorch_lightning.trainer.connectors.signal_connector import _get_sigkill_signal
 from torch.optim import Optimizer
 from typing_extensions import override
 
 __all__ = ["GANDDPStrategy"]
+
+# How long rank 0, failing, waits for the ranks it launched to end on their own before killing them.
+_CHILD_GRACE_S = 5.0
 
 
 class GANDDPStrategy(DDPStrategy):
@@ -99,6 +108,32 @@ class GANDDPStrategy(DDPStrategy):
     def on_predict_start(self) -> None:
         super().on_predict_start()
         self._broadcast_buffers()
+
+    @override
+    def on_exception(self, exception: BaseException) -> None:
+        super().on_exception(exception)
+        # Lightning kills the processes rank 0 launched only on Ctrl+C. After any other failure of rank 0 (a
+        # collective timing out on a hung rank, an error), a rank blocked outside a collective would run on
+        # as an orphan; end it now, so every rank stops within about the collective timeout.
+        launcher = self.launcher
+        children = getattr(launcher, "procs", None)
+        if not (isinstance(launcher, _SubprocessScriptLauncher) and children):
+            return
+        # A grace period first: a rank that failed too (the usual case) is tearing down and reporting.
+        deadline = time.monotonic() + _CHILD_GRACE_S
+        for child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        running = [child for child in children if child.poll() is None]
+        if running:
+            message = str(exception).strip().splitlines()[0][:300] if str(exception).strip() else ""
+            print(
+                f"GANDDPStrategy: rank {self.global_rank} failed ({type(exception).__name__}: {message}); "
+                f"stopping the {len(running)} process(es) it launched that are still running.",
+                file=sys.stderr,
+                flush=True,
+            )
+            launcher.kill(_get_sigkill_signal())
 
     def _broadcast_buffers(self) -> None:
         # The last training batch updated each rank's batch-norm statistics from its own shard, after the

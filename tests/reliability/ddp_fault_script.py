@@ -5,7 +5,10 @@ script once per rank). Usage: ``python ddp_fault_script.py MODE RANK OUT_DIR`` w
 
 * ``raise``: rank RANK raises ``RuntimeError`` inside ``training_step`` at generator step 3;
 * ``nan``: rank RANK's generator loss is NaN from generator step 3, and a ``DivergenceGuard`` checks
-  every 2 steps; every rank must stop with ``DivergenceError`` at the same check.
+  every 2 steps; every rank must stop with ``DivergenceError`` at the same check;
+* ``hang``: rank RANK sleeps for ever at generator step 3, outside any collective, under
+  ``GANDDPStrategy(timeout=15 s)``: the others time out in their next collective, and no rank may be
+  left running.
 
 Each rank writes ``OUT_DIR/rank<r>.txt`` with the type and message of the exception that ended it.
 """
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 FAULT_STEP = 3
@@ -24,13 +29,16 @@ def main(mode: str, failing_rank: int, out_dir: Path) -> None:
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from lightning_gan import VanillaGAN
+    from lightning_gan import GANDDPStrategy, VanillaGAN
     from lightning_gan.callbacks.guard import DivergenceGuard
 
     class Faulty(VanillaGAN):
         def training_step(self, batch, batch_idx):
             if mode == "raise" and self._on_failing_rank_from(FAULT_STEP, exactly=True):
                 raise RuntimeError(f"injected fault on rank {self.trainer.global_rank} at step {FAULT_STEP}")
+            if mode == "hang" and self._on_failing_rank_from(FAULT_STEP, exactly=True):
+                (out_dir / f"rank{self.trainer.global_rank}.pid").write_text(str(os.getpid()))
+                time.sleep(3600)
             return super().training_step(batch, batch_idx)
 
         def generator_loss(self, fake_logits):
@@ -46,7 +54,8 @@ def main(mode: str, failing_rank: int, out_dir: Path) -> None:
     gan = Faulty(image_shape=(2,), latent_dim=2, generator_hidden=(16,), discriminator_hidden=(16,),
                  maxout_pieces=1, dropout=0.0, output_activation="identity")
     callbacks = [DivergenceGuard(check_every_n_steps=2, saturation_steps=None)] if mode == "nan" else []
-    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="gan_ddp", max_steps=20, logger=False,
+    strategy = GANDDPStrategy(timeout=timedelta(seconds=15)) if mode == "hang" else "gan_ddp"
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_steps=20, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=callbacks)
     rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -16,7 +16,7 @@ SCRIPT = Path(__file__).with_name("ddp_fault_script.py")
 TIMEOUT_S = 120
 # Start-up (importing torch and Lightning in each process, the process group) is ~10 s on 2 idle cores.
 PROMPT_S = 60
-SCENARIOS = {"raise": ("raise", 1), "nan": ("nan", 1)}
+SCENARIOS = {"raise": ("raise", 1), "nan": ("nan", 1), "hang": ("hang", 1)}
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Outcome:
     elapsed: float
     reports: dict[int, str]  # rank -> what ended it, as the script wrote it
     output: str
+    folder: Path
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def outcomes(tmp_path_factory) -> dict[str, Outcome]:
                 log.close()
                 reports = {r: (folder / f"rank{r}.txt").read_text() for r in (0, 1) if (folder / f"rank{r}.txt").exists()}
                 output = (folder / "output.txt").read_text()[-4000:]
-                finished[name] = Outcome(process.returncode, time.monotonic() - start, reports, output)
+                finished[name] = Outcome(process.returncode, time.monotonic() - start, reports, output, folder)
         time.sleep(0.2)
     for name, (process, _, log, _) in running.items():
         if name not in finished:  # a hang: stop both ranks (rank 1 is a child of rank 0, in its session)
@@ -77,3 +78,27 @@ def test_divergence_on_one_rank_stops_every_rank_at_the_same_check(outcomes):
             outcome.reports
         )
     assert "the generator loss was first non-finite at step 3" in outcome.reports[1]
+
+
+def test_a_hung_rank_is_not_left_running_when_the_others_time_out(outcomes):
+    assert "hang" in outcomes, f"still running after {TIMEOUT_S} s: a hang"
+    outcome = outcomes["hang"]
+    pid_file = outcome.folder / "rank1.pid"
+    assert pid_file.exists(), outcome.output
+    pid = int(pid_file.read_text())
+    orphan = False
+    for _ in range(50):  # the kill is sent as rank 0 fails; give the kernel a moment to reap
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        orphan = True
+        os.kill(pid, signal.SIGKILL)  # never leave it behind, even when the test fails
+    assert not orphan, f"rank 1 (pid {pid}) was still running after rank 0 exited: an orphan\n{outcome.output}"
+    assert outcome.returncode != 0, outcome.output
+    assert outcome.elapsed < PROMPT_S, f"took {outcome.elapsed:.0f} s\n{outcome.output}"
+    full_output = (outcome.folder / "output.txt").read_text()
+    assert "GANDDPStrategy: rank 0 failed" in full_output, outcome.output
+    assert "stopping the 1 process(es) it launched that are still running" in full_output, outcome.output
