@@ -99,6 +99,7 @@ def _first_loader(loaders: Any) -> Any:
 
 
 def _real_from_batch(pl_module: pl.LightningModule, batch: Any) -> Tensor:
+    """The real samples of a batch, as the module finds them (``real_from_batch``), else by GAN's rules."""
     hook = getattr(pl_module, "real_from_batch", None)
     if callable(hook):
         return hook(batch)
@@ -108,7 +109,10 @@ def _real_from_batch(pl_module: pl.LightningModule, batch: Any) -> Tensor:
         return batch[0]
     if isinstance(batch, dict) and isinstance(batch.get("image"), Tensor):
         return batch["image"]
-    raise TypeError(f"Cannot find the samples in a batch of type {type(batch).__name__}.")
+    raise TypeError(
+        f"Cannot find the real samples in a batch of type {type(batch).__name__}: expected a tensor, a "
+        "(samples, ...) tuple, a dict with an 'image' tensor, or a module with a `real_from_batch` method."
+    )
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from typing_extensions import override
 
-from lightning_gan.callbacks._evaluation import _first_loader
+from lightning_gan.callbacks._evaluation import _first_loader, _real_from_batch
 from lightning_gan.data.sharding import FixedOrderShards
 from lightning_gan.metrics.parzen import (
     ParzenLogLikelihood,
@@ -51,20 +51,6 @@ def _share(total: int, world: int, rank: int) -> int:
     """This process's share of ``total`` items: ``total // world``, plus one for the first ``total % world``."""
     base, extra = divmod(total, world)
     return base + (1 if rank < extra else 0)
-
-
-def _real_samples(pl_module: pl.LightningModule, batch: Any) -> Tensor:
-    """The real samples of a batch, as the GAN module itself finds them."""
-    if hasattr(pl_module, "real_from_batch"):
-        return pl_module.real_from_batch(batch)
-    if isinstance(batch, Tensor):
-        return batch
-    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
-        return batch[0]
-    raise TypeError(
-        f"Cannot find the real samples in a batch of type {type(batch).__name__}: expected a tensor or a "
-        "(samples, ...) tuple, or a module with a `real_from_batch` method."
-    )
 
 
 class ParzenLikelihoodCallback(pl.Callback):
@@ -233,7 +219,7 @@ class ParzenLikelihoodCallback(pl.Callback):
             return
         shards = FixedOrderShards(loader, batch_size=loader.batch_size or self.batch_size)
         for batch in shards.batches(trainer.global_rank, trainer.world_size):
-            self._metric.update(_real_samples(pl_module, trainer.strategy.batch_to_device(batch)))
+            self._metric.update(_real_from_batch(pl_module, trainer.strategy.batch_to_device(batch)))
 
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, sigmas: Tensor) -> None:
         local, centres = self._draw_centres(trainer, pl_module)
