@@ -27,6 +27,7 @@ from typing import Any, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_only
 
 __all__ = ["EvaluationError", "evaluate_checkpoint", "load_generator_checkpoint", "main"]
 
@@ -244,7 +245,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"{PROG}: error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
             return 2
         raise
-    if _rank() == 0:
+    if rank_zero_only.rank == 0:  # the global rank, set by the strategy in every process (multi-node too)
         out = Path(config.out) if config.out else Path(config.checkpoint).with_suffix(".json")
         out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         for name, value in result["metrics"].items():
@@ -283,10 +284,6 @@ def _device_count(accelerator: str, devices: Any) -> int:
     if devices in ("auto", -1) and accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return torch.cuda.device_count()
     return 1
-
-
-def _rank() -> int:
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
 
 
 if __name__ == "__main__":
