@@ -11,6 +11,8 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from lightning_gan.data.batches import samples_of
+
 class _Bounds:
     """The smallest and largest finite value seen, to check images against ``value_range``."""
 
@@ -103,12 +105,9 @@ def _real_from_batch(pl_module: pl.LightningModule, batch: Any) -> Tensor:
     hook = getattr(pl_module, "real_from_batch", None)
     if callable(hook):
         return hook(batch)
-    if isinstance(batch, Tensor):
-        return batch
-    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
-        return batch[0]
-    if isinstance(batch, dict) and isinstance(batch.get("image"), Tensor):
-        return batch["image"]
+    samples = samples_of(batch)
+    if samples is not None:
+        return samples
     raise TypeError(
         f"Cannot find the real samples in a batch of type {type(batch).__name__}: expected a tensor, a "
         "(samples, ...) tuple, a dict with an 'image' tensor, or a module with a `real_from_batch` method."

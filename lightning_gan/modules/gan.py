@@ -13,6 +13,7 @@ from torch.optim import Optimizer
 from typing_extensions import override
 
 from lightning_gan import losses
+from lightning_gan.data.batches import samples_of
 from lightning_gan.ema import ExponentialMovingAverage
 from lightning_gan.modules._support import (
     _BatchChecks,
@@ -230,12 +231,9 @@ class GAN(_BatchChecks, pl.LightningModule):
 
     def real_from_batch(self, batch: Any) -> Tensor:
         """The real samples of a batch: the batch itself, its first element, or its ``"image"`` entry."""
-        if isinstance(batch, Tensor):
-            return batch
-        if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
-            return batch[0]
-        if isinstance(batch, dict) and isinstance(batch.get("image"), Tensor):
-            return batch["image"]
+        samples = samples_of(batch)
+        if samples is not None:
+            return samples
         raise TypeError(
             f"Cannot find the real samples in a batch of type {type(batch).__name__}: expected a tensor, a "
             "(samples, labels) tuple or a dict with an 'image' tensor; override `real_from_batch`."
