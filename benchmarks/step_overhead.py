@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from lightning_gan import DCGAN, VanillaGAN
 from lightning_gan.data import TensorDataModule

@@ -6,6 +6,7 @@ import contextlib
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from typing import Any, Callable, Optional, Union
 
 import pytorch_lightning as pl
@@ -16,6 +17,8 @@ from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from pytorch_lightning.trainer.connectors.signal_connector import _get_sigkill_signal
 from torch.optim import Optimizer
+
+from lightning_gan._termination import TerminationWatchdog
 from typing_extensions import override
 
 __all__ = ["GANDDPStrategy"]
@@ -38,8 +41,10 @@ class GANDDPStrategy(DDPStrategy):
     (``autograd.grad`` with ``create_graph``) and backwards is then correct, with no hooks to confuse.
 
     Each rank draws its own random numbers: Lightning's ``seed_everything`` gives every rank the same
-    seed, which would make every rank generate the same latents, so the strategy offsets the seed of
-    rank ``r > 0`` by ``r`` (deterministically). Initial weights still come from rank 0.
+    seed, which would make every rank generate the same latents. :class:`~lightning_gan.GAN` draws its
+    latents from a stream seeded by the run's seed and the rank; for everything else the strategy
+    offsets the global seed of rank ``r > 0`` by ``r`` (deterministically). Initial weights still come
+    from rank 0.
 
     What it keeps from DDP: the same launchers, process groups and ``DistributedSampler``; parameters and
     buffers broadcast from rank 0 at the start of fitting; buffers (batch-norm statistics) broadcast from
@@ -47,6 +52,16 @@ class GANDDPStrategy(DDPStrategy):
     test or predict run, so every rank evaluates the same network. Gradients are averaged
     before clipping when the module calls :meth:`all_reduce_gradients` itself (``GAN`` does), otherwise
     just before the optimizer steps.
+
+    **Stopping.** When one rank fails, rank 0 stops the ranks it launched that still run. A SIGTERM or
+    Ctrl+C stops training at the next step, as in Lightning; a rank that cannot get there because it is
+    blocked in a collective (say, a metric's ``all_gather`` waiting for a rank that never comes) is ended
+    ``termination_grace`` seconds after the signal, with a message, together with the ranks it launched.
+
+    Args:
+        termination_grace: Seconds (or a ``timedelta``) a rank may take to stop after a SIGTERM or SIGINT
+            before it is ended. Other arguments are those of Lightning's ``DDPStrategy`` (``timeout``,
+            ``process_group_backend``, ...).
 
     Registered as ``"gan_ddp"`` (subprocess launcher, for scripts and clusters), ``"gan_ddp_spawn"`` and
     ``"gan_ddp_notebook"`` (fork), so ``Trainer(strategy="gan_ddp")`` works once ``lightning_gan`` is
@@ -62,7 +77,10 @@ class GANDDPStrategy(DDPStrategy):
 
     strategy_name = "gan_ddp"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, termination_grace: Union[float, timedelta] = 30.0, **kwargs: Any) -> None:
+        grace = termination_grace.total_seconds() if isinstance(termination_grace, timedelta) else termination_grace
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 < grace < float("inf"):
+            raise ValueError(f"`termination_grace` must be a positive number of seconds or a timedelta, got {termination_grace!r}.")
         for unsupported in ("find_unused_parameters", "static_graph", "ddp_comm_hook", "model_averaging_period"):
             if unsupported in kwargs:
                 raise ValueError(
@@ -73,6 +91,7 @@ class GANDDPStrategy(DDPStrategy):
         # Optimizers whose gradients were already averaged since their last step (ids, not objects,
         # so that nothing here keeps an optimizer alive).
         self._reduced_optimizers: set[int] = set()
+        self._watchdog = TerminationWatchdog(float(grace), lambda: f"rank {self.global_rank}", self._kill_launched)
 
     @override
     def setup_distributed(self) -> None:
@@ -81,6 +100,18 @@ class GANDDPStrategy(DDPStrategy):
         # the fake half of the global batch would be one batch repeated. Offset each rank's seed by its rank.
         if self.global_rank > 0:
             torch.manual_seed((torch.initial_seed() + self.global_rank * 1_000_003) % 2**63)
+        if self.world_size > 1:
+            self._watchdog.start()
+
+    @override
+    def teardown(self) -> None:
+        self._watchdog.stop()
+        super().teardown()
+
+    def _kill_launched(self) -> None:
+        launcher = self.launcher
+        if isinstance(launcher, _SubprocessScriptLauncher) and getattr(launcher, "procs", None):
+            launcher.kill(_get_sigkill_signal())
 
     @override
     def configure_ddp(self) -> None:

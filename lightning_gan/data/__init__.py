@@ -2,6 +2,7 @@
 
 from lightning_gan.data.folder import IMAGE_EXTENSIONS, ImageFolderDataModule
 from lightning_gan.data.mnist import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
+from lightning_gan.data.resumable import ResumableDataLoader, SeededShuffling, resumable_loader
 from lightning_gan.data.sharding import FixedOrderShards, shard_bounds
 from lightning_gan.data.tensors import (
     BatchedTensorDataset,
@@ -29,6 +30,9 @@ __all__ = [
     "ring8",
     "grid25",
     "spiral",
+    "ResumableDataLoader",
+    "resumable_loader",
+    "SeededShuffling",
     "FixedOrderShards",
     "shard_bounds",
 ]

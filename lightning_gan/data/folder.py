@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import InterpolationMode
 
+from lightning_gan.data.resumable import SeededShuffling
 from lightning_gan.data.tensors import (
     BatchedTensorDataset,
     TensorDataModule,
@@ -29,7 +30,7 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
 """File name endings read as images (compared case-insensitively)."""
 
 
-class ImageFolderDataModule(pl.LightningDataModule):
+class ImageFolderDataModule(SeededShuffling, pl.LightningDataModule):
     """Every image under a folder, resized and centre-cropped to squares, as ``(images, labels)`` batches.
 
     Images are found recursively by extension (:data:`IMAGE_EXTENSIONS`, any case; hidden files and
@@ -147,9 +148,21 @@ class ImageFolderDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if self.in_memory:
-            return self._decoded().train_dataloader()
-        dataset = _ImageFileDataset(self.train_files, self._train_labels, self.image_size, self.channels)
-        return self._lazy_loader(dataset, shuffle=True, drop_last=self._drop_last())
+            images, labels = self._decoded()._splits["train"]
+            dataset = BatchedTensorDataset(images, labels, transform=uint8_to_signed_unit)
+            collate = {"collate_fn": collate_batch}
+        else:
+            dataset = _ImageFileDataset(self.train_files, self._train_labels, self.image_size, self.channels)
+            collate = {}
+        # Built here, not by the decoded TensorDataModule, which has no trainer to shard for.
+        return self.training_loader(
+            dataset,
+            self.batch_size,
+            self._drop_last(),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            **collate,
+        )
 
     def val_dataloader(self) -> DataLoader:
         if not self.val_files:

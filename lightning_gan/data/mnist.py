@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from lightning_gan.data.tensors import tensor_loader, uint8_to_signed_unit
+from lightning_gan.data.resumable import SeededShuffling
+from lightning_gan.data.tensors import BatchedTensorDataset, collate_batch, tensor_loader, uint8_to_signed_unit
 
 __all__ = ["CIFAR10DataModule", "FashionMNISTDataModule", "MNISTDataModule"]
 
@@ -33,7 +34,7 @@ _SPLITS = ("train", "test")
 _IDX_UBYTE = 0x08
 
 
-class _InMemoryVisionDataModule(pl.LightningDataModule, ABC):
+class _InMemoryVisionDataModule(SeededShuffling, pl.LightningDataModule, ABC):
     """Shared logic of the data modules below; subclasses name the data set and how to read one split.
 
     Subclasses set ``dataset_name``, ``image_shape``, ``num_classes``, ``files`` (the file names of each
@@ -188,6 +189,15 @@ class _InMemoryVisionDataModule(pl.LightningDataModule, ABC):
             raise RuntimeError(
                 f"The {split!r} split of {type(self).__name__} is not loaded: call `setup()` first "
                 "(the Trainer does so)."
+            )
+        if shuffle:  # the training loader: its order survives a resume (lightning_gan.data.resumable)
+            return self.training_loader(
+                BatchedTensorDataset(*self._data[split], transform=uint8_to_signed_unit),
+                self.batch_size,
+                drop_last,
+                collate_fn=collate_batch,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
             )
         return tensor_loader(
             self._data[split], self.batch_size, shuffle, drop_last, uint8_to_signed_unit, self.num_workers

@@ -10,6 +10,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_gan.data.resumable import SeededShuffling
+
 __all__ = ["BatchedTensorDataset", "TensorDataModule", "collate_batch", "tensor_loader", "uint8_to_signed_unit"]
 
 TensorsLike = Union[Tensor, Sequence[Tensor]]
@@ -102,13 +104,14 @@ def tensor_loader(
     )
 
 
-class TensorDataModule(pl.LightningDataModule):
+class TensorDataModule(SeededShuffling, pl.LightningDataModule):
     """A data module over tensors already in memory: the fast path for small data sets.
 
     Each split is a tensor of samples or a ``(samples, labels)`` pair. Batches are slices of the tensors
     in shuffled order (no per-sample Python work); with ``on_accelerator=True`` the tensors are moved
-    once to the device training runs on, so no host-to-device copy happens per batch. Under DDP
-    Lightning's ``DistributedSampler`` gives each rank a disjoint share of every epoch.
+    once to the device training runs on, so no host-to-device copy happens per batch. The training order
+    depends on the run's seed and the epoch only, so a resumed run repeats it, and under DDP each rank
+    gets a disjoint share of every epoch (:mod:`lightning_gan.data.resumable`).
 
     Batches are ``(samples, labels)`` when labels are given, else ``(samples,)``.
 
@@ -184,6 +187,15 @@ class TensorDataModule(pl.LightningDataModule):
         # A split that was not given serves zero batches, so Lightning skips that loop instead of failing:
         # GAN modules define a validation step, and most GAN training has no validation data.
         tensors = self._splits.get(split) or tuple(t[:0] for t in self._splits["train"])
+        if shuffle:  # the training loader: its order survives a resume (lightning_gan.data.resumable)
+            return self.training_loader(
+                BatchedTensorDataset(*tensors, transform=self.transform),
+                self.batch_size,
+                drop_last,
+                collate_fn=collate_batch,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+            )
         return tensor_loader(tensors, self.batch_size, shuffle, drop_last, self.transform, self.num_workers)
 
 

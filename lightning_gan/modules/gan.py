@@ -15,6 +15,8 @@ from typing_extensions import override
 from lightning_gan import losses
 from lightning_gan.data.batches import samples_of
 from lightning_gan.ema import ExponentialMovingAverage
+from lightning_gan.modules._checkpoint_files import check_checkpoint_files
+from lightning_gan.modules._random import StepRandomness, gathered_states, restore_for_rank, run_seed
 from lightning_gan.modules._support import (
     _BatchChecks,
     _is_number,
@@ -139,6 +141,9 @@ class GAN(_BatchChecks, pl.LightningModule):
         self._num_classes: Optional[int] = num_classes  # read several times a step; hparams lookups cost more
         self._log_this_step = True
         self._rng_states_to_restore: Optional[dict[str, Any]] = None
+        # Latents, labels and every other draw of the training step come from this stream (see StepRandomness).
+        self._step_stream = StepRandomness()
+        self._step_stream_to_restore: Optional[dict[str, Any]] = None
         #: The last training step's losses and summaries (detached tensors, no host sync), for callbacks.
         self.last_step_metrics: dict[str, Tensor] = {}
 
@@ -273,6 +278,27 @@ class GAN(_BatchChecks, pl.LightningModule):
 
     @override
     def training_step(self, batch: Any, batch_idx: int) -> None:
+        """Trains on one batch, drawing latents (and labels) from the step's own random stream.
+
+        The stream is seeded from the run's seed and the process's rank and saved in checkpoints, so a
+        resumed run draws what the straight run drew. A subclass that overrides this method should call
+        ``super().training_step(batch, batch_idx)`` or override :meth:`discriminator_step` /
+        :meth:`generator_step` instead.
+        """
+        if not self._step_stream.ready:
+            self._start_step_stream()
+        with self._step_stream:
+            self._train_on_batch(batch, batch_idx)
+
+    def _start_step_stream(self) -> None:
+        trainer = self.trainer
+        saved, self._step_stream_to_restore = self._step_stream_to_restore, None
+        if saved is not None:
+            restore_for_rank(self._step_stream, saved, trainer.global_rank, trainer.world_size, self.device)
+        else:
+            self._step_stream.seed(run_seed(trainer.global_rank), self.device)
+
+    def _train_on_batch(self, batch: Any, batch_idx: int) -> None:
         real = self.real_from_batch(batch)
         labels = self._checked_labels(batch, real.shape[0], batch_idx)
         opt_g, opt_d = self.optimizers()
@@ -370,6 +396,7 @@ class GAN(_BatchChecks, pl.LightningModule):
     @override
     def setup(self, stage: str) -> None:
         strategy = self.trainer.strategy
+        check_checkpoint_files(strategy)  # setup runs before Lightning reads `ckpt_path`
         if isinstance(strategy, DDPStrategy) and not isinstance(strategy, GANDDPStrategy):
             raise ValueError(
                 f"{type(self).__name__} cannot train under {type(strategy).__name__}: it wraps the whole module in "
@@ -421,6 +448,10 @@ class GAN(_BatchChecks, pl.LightningModule):
         # Lightning saves weights, optimizers, schedulers and the step counter but no RNG state; a GAN
         # draws latents every step, so without it a resumed run could not repeat a straight one.
         checkpoint["rng_states"] = _rng_states()
+        if self._step_stream.ready and self._trainer is not None:
+            checkpoint["step_rng"] = gathered_states(self._step_stream, self.trainer.strategy, self.trainer.world_size)
+        elif self._step_stream_to_restore is not None:  # saved again before the first step of a resumed run
+            checkpoint["step_rng"] = self._step_stream_to_restore
         # Which class wrote it, so a checkpoint can be scored (`python -m lightning_gan.evaluate CKPT`) or
         # reloaded without the user naming its class.
         from lightning_gan import __version__
@@ -437,10 +468,12 @@ class GAN(_BatchChecks, pl.LightningModule):
                 f"The checkpoint's weights hold NaN or infinite values in {len(bad)} tensor(s) ({', '.join(bad[:3])}"
                 f"{', ...' if len(bad) > 3 else ''}): it cannot be resumed or evaluated. Use an earlier checkpoint."
             )
-        # Restored in `on_train_start`, not here: Lightning restores a checkpoint before it creates the
-        # training iterator, and creating it draws the DataLoader's and the RandomSampler's seeds from the
-        # global RNG. A straight run drew those after its save; restoring here would shuffle differently.
+        # The global generator drives only what lies outside the training step (the order of a plain
+        # DataLoader(shuffle=True), callbacks); it is restored in `on_train_start`, after Lightning created
+        # the training iterator, as before. The package's data modules do not depend on it.
         self._rng_states_to_restore = checkpoint.get("rng_states")
+        self._step_stream = StepRandomness()
+        self._step_stream_to_restore = checkpoint.get("step_rng")
 
     @override
     def on_fit_end(self) -> None:
@@ -462,7 +495,7 @@ class GAN(_BatchChecks, pl.LightningModule):
             return
         _restore_rng_states(states)
         if self.trainer.world_size > 1 and self.trainer.global_rank > 0:
-            # The checkpoint holds rank 0's state; other ranks must keep drawing their own latents.
+            # The checkpoint holds rank 0's global state; other ranks keep their own for what they draw outside the step.
             torch.manual_seed((torch.initial_seed() + self.trainer.global_rank * 1_000_003) % 2**63)
 
     # ------------------------------------------------------------------ helpers

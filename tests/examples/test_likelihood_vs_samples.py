@@ -25,8 +25,10 @@ def example():
 @pytest.fixture(scope="module")
 def table(example, tmp_path_factory):
     # Fewer steps and samples than the script's defaults (2000 steps, 10,000 samples), to keep the test short.
+    # 600 steps: at 300 the GAN put 2-19% of its samples on a mode depending on the seed (seeds 0-3), too
+    # close to the noise model's 1.5-2%; at 600 it puts 17-58% there for each of those seeds.
     out = tmp_path_factory.mktemp("plot") / "panels.png"
-    rows = example.run(steps=300, n_train=5000, n_eval=4000, seed=0, out=out)
+    rows = example.run(steps=600, n_train=5000, n_eval=4000, seed=0, out=out)
     return {row.model.split(" ")[0]: row for row in rows}, out, rows
 
 

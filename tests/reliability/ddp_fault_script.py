@@ -8,7 +8,11 @@ script once per rank). Usage: ``python ddp_fault_script.py MODE RANK OUT_DIR`` w
   every 2 steps; every rank must stop with ``DivergenceError`` at the same check;
 * ``hang``: rank RANK sleeps for ever at generator step 3, outside any collective, under
   ``GANDDPStrategy(timeout=15 s)``: the others time out in their next collective, and no rank may be
-  left running.
+  left running;
+* ``sigterm``: after generator step 2, rank 0 computes a metric (its ``all_gather``) while rank RANK sleeps
+  for ever instead, under ``GANDDPStrategy(timeout=600 s, termination_grace=3 s)``; each writes
+  ``rank<r>.pid`` once there. The test then sends SIGTERM (to rank 0, or to every rank) and expects every
+  rank to end within seconds, long before the collective's timeout.
 
 Each rank writes ``OUT_DIR/rank<r>.txt`` with the type and message of the exception that ended it.
 """
@@ -27,6 +31,7 @@ FAULT_STEP = 3
 def main(mode: str, failing_rank: int, out_dir: Path) -> None:
     import pytorch_lightning as pl
     import torch
+    import torchmetrics
     from torch.utils.data import DataLoader, TensorDataset
 
     from lightning_gan import GANDDPStrategy, VanillaGAN
@@ -50,11 +55,26 @@ def main(mode: str, failing_rank: int, out_dir: Path) -> None:
             current = self.trainer.global_step + 1
             return self.trainer.global_rank == failing_rank and (current == step if exactly else current >= step)
 
+    class MetricThenStall(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step != 2:
+                return
+            rank = trainer.global_rank
+            (out_dir / f"rank{rank}.pid").write_text(str(os.getpid()))
+            if rank == failing_rank:
+                time.sleep(3600)
+            metric = torchmetrics.SumMetric().to(pl_module.device)
+            metric.update(torch.tensor(1.0))
+            metric.compute()  # all_gather: waits for the stalled rank
+
     pl.seed_everything(0, verbose=False)
     gan = Faulty(image_shape=(2,), latent_dim=2, generator_hidden=(16,), discriminator_hidden=(16,),
                  maxout_pieces=1, dropout=0.0, output_activation="identity")
     callbacks = [DivergenceGuard(check_every_n_steps=2, saturation_steps=None)] if mode == "nan" else []
     strategy = GANDDPStrategy(timeout=timedelta(seconds=15)) if mode == "hang" else "gan_ddp"
+    if mode == "sigterm":
+        callbacks = [MetricThenStall()]
+        strategy = GANDDPStrategy(timeout=timedelta(seconds=600), termination_grace=3)
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_steps=20, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=callbacks)

@@ -102,3 +102,55 @@ def test_a_hung_rank_is_not_left_running_when_the_others_time_out(outcomes):
     full_output = (outcome.folder / "output.txt").read_text()
     assert "GANDDPStrategy: rank 0 failed" in full_output, outcome.output
     assert "stopping the 1 process(es) it launched that are still running" in full_output, outcome.output
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("target", ["rank0", "every-rank"])
+def test_sigterm_ends_every_rank_even_one_blocked_in_a_metric_collective(tmp_path, target):
+    """Rank 0 waits in a metric's all_gather for rank 1, which never comes; SIGTERM must still end the job.
+
+    Without the strategy's watchdog rank 0 never returns to Python to run Lightning's handler, and the
+    job hangs for the collective's timeout (600 s here, 30 min by default).
+    """
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
+    with open(tmp_path / "output.txt", "w") as log:
+        process = subprocess.Popen([sys.executable, str(SCRIPT), "sigterm", "1", str(tmp_path)], cwd=tmp_path, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    pids: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + PROMPT_S
+        while len(pids) < 2 and time.monotonic() < deadline and process.poll() is None:
+            pids = {r: int(p.read_text()) for r in (0, 1) if (p := tmp_path / f"rank{r}.pid").exists() and p.read_text()}
+            time.sleep(0.2)
+        assert len(pids) == 2, (tmp_path / "output.txt").read_text()[-4000:]
+        time.sleep(1.0)  # rank 0 is now inside the all_gather
+        signalled = time.monotonic()
+        if target == "rank0":
+            os.kill(pids[0], signal.SIGTERM)  # as `kill PID` on the job's main process
+        else:
+            os.killpg(process.pid, signal.SIGTERM)  # as a scheduler or a terminal ends the whole job
+        returncode = process.wait(timeout=30)
+        elapsed = time.monotonic() - signalled
+        for _ in range(50):
+            if not _pid_alive(pids[1]):
+                break
+            time.sleep(0.1)
+        output = (tmp_path / "output.txt").read_text()
+        assert not _pid_alive(pids[1]), f"rank 1 still running after rank 0 exited\n{output[-4000:]}"
+        assert returncode != 0, output[-4000:]
+        assert elapsed < 20, f"took {elapsed:.0f} s after SIGTERM\n{output[-4000:]}"
+        assert "still running 3 s after SIGTERM" in output, output[-4000:]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        for pid in pids.values():
+            if _pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
