@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from typing import Any, Optional
 
 import pytorch_lightning as pl
@@ -19,6 +21,7 @@ from lightning_gan.modules._checkpoint_files import check_checkpoint_files
 from lightning_gan.modules._random import StepRandomness, gathered_states, restore_for_rank, run_seed
 from lightning_gan.modules._support import (
     _BatchChecks,
+    _last_layer,
     _is_number,
     _non_finite_entries,
     _restore_rng_states,
@@ -78,6 +81,11 @@ class GAN(_BatchChecks, pl.LightningModule):
         gradient_clip_algorithm: ``"norm"`` or ``"value"``.
         num_classes: Number of classes of a class-conditional GAN; ``None`` (the default) for an
             unconditional one.
+        discriminator_outputs: What the discriminator returns, which decides how ``train/d_real`` and
+            ``train/d_fake`` summarise it: ``"logits"`` (logged as the mean probability, through a
+            sigmoid), ``"probabilities"`` or ``"scores"`` (a critic's; both logged as their mean). ``None``
+            (the default): ``"probabilities"`` for a discriminator ending in ``nn.Sigmoid``, else
+            ``"logits"`` for the minimax and non-saturating losses and ``"scores"`` for the others.
 
     Raises:
         ValueError: For an unknown loss, ``n_critic < 1``, ``latent_dim < 1``, a non-positive learning
@@ -108,6 +116,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         gradient_clip_val: Optional[float] = None,
         gradient_clip_algorithm: str = "norm",
         num_classes: Optional[int] = None,
+        discriminator_outputs: Optional[str] = None,
     ) -> None:
         super().__init__()
         _validate_arguments(
@@ -126,7 +135,9 @@ class GAN(_BatchChecks, pl.LightningModule):
             num_classes=num_classes,
         )
         self.adversarial_loss = losses.get_loss(loss)
+        self._outputs_through_sigmoid = _discriminator_outputs(discriminator, discriminator_outputs, self.adversarial_loss) == "logits"
         self.save_hyperparameters(ignore=["generator", "discriminator"])
+        self._reconstruction_keys = _outermost_init_keys(inspect.currentframe())
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -147,7 +158,26 @@ class GAN(_BatchChecks, pl.LightningModule):
         #: The last training step's losses and summaries (detached tensors, no host sync), for callbacks.
         self.last_step_metrics: dict[str, Tensor] = {}
 
-    # ------------------------------------------------------------------ hooks a subclass may override
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Lightning's ``load_from_checkpoint``; a plain ``GAN`` needs its two networks passed again.
+
+        The networks are modules, not hyper-parameters, so a ``GAN`` built from them is rebuilt with
+        ``GAN.load_from_checkpoint(path, generator=G(), discriminator=D())`` (the presets and subclasses
+        that build their own networks need nothing).
+        """
+        try:
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        except TypeError as error:
+            missing = [n for n in ("generator", "discriminator") if f"'{n}'" in str(error) and "missing" in str(error)]
+            if not missing:
+                raise
+            raise TypeError(
+                f"{cls.__name__}.load_from_checkpoint needs the networks, which a checkpoint stores as weights only: "
+                f"pass {' and '.join(f'{n}=...' for n in missing)} built as in training, e.g. "
+                f"{cls.__name__}.load_from_checkpoint(path, generator=G(), discriminator=D())."
+            ) from error
+
 
     def sample_latent(self, n: int) -> Tensor:
         """Draws ``n`` latent vectors, by default standard normal of shape ``(n, latent_dim)``."""
@@ -174,8 +204,10 @@ class GAN(_BatchChecks, pl.LightningModule):
         """Draws ``n`` samples without gradients, from the moving-average generator when there is one.
 
         Callbacks (FID, likelihood, sample grids) call this, so they all evaluate the same network. The
-        networks are used in whatever mode they are in (Lightning puts them in eval mode during
-        validation, so batch-norm generators then use their running statistics).
+        generator runs in eval mode for the call, whatever mode the module is in (after ``fit`` it is in
+        train mode): batch norm uses its running statistics and dropout is off, and **nothing of the
+        model changes** (no running statistic is updated); each submodule's mode is restored afterwards.
+        To sample with batch statistics instead, call ``self.generator(z)`` in train mode yourself.
 
         Args:
             n: Number of samples.
@@ -199,7 +231,13 @@ class GAN(_BatchChecks, pl.LightningModule):
                 labels = torch.as_tensor(labels, device=self.device)
                 self._check_label_values(labels, "`labels`", expected_len=n)
         generator = self.generator_ema.module if self.generator_ema is not None else self.generator
-        return self._run(generator, z.to(self.device), labels)
+        modes = [(module, module.training) for module in generator.modules()]
+        generator.eval()
+        try:
+            return self._run(generator, z.to(self.device), labels)
+        finally:
+            for module, training in modes:
+                module.training = training
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """The discriminator's loss (to minimise) from its outputs on real and generated samples."""
@@ -390,6 +428,10 @@ class GAN(_BatchChecks, pl.LightningModule):
     def _log_held_out_d_real(self, stage: str, batch: Any, batch_idx: int = -1) -> None:
         real = self.real_from_batch(batch)
         labels = self._checked_labels(batch, real.shape[0], batch_idx)
+        if not self._output_shape_checked:
+            # The sanity check runs this before any training step: compare the generator's output with the
+            # data here too, so a wrong image shape gets the package's message, not a matmul error in D.
+            self._check_generator_matches(real, labels)
         summary = self._summarise_outputs(self._run(self.discriminator, real, labels))
         self.log(f"{stage}/d_real", summary, batch_size=real.shape[0], sync_dist=True)
 
@@ -445,6 +487,7 @@ class GAN(_BatchChecks, pl.LightningModule):
                 f"{', ...' if len(bad) > 3 else ''}); the training diverged. The last checkpoint written is the last "
                 "good state; lightning_gan.DivergenceGuard stops a run at the first non-finite step."
             )
+        _keep_reconstruction_hyperparameters(self, checkpoint)
         # Lightning saves weights, optimizers, schedulers and the step counter but no RNG state; a GAN
         # draws latents every step, so without it a resumed run could not repeat a straight one.
         checkpoint["rng_states"] = _rng_states()
@@ -500,6 +543,13 @@ class GAN(_BatchChecks, pl.LightningModule):
 
     # ------------------------------------------------------------------ helpers
 
+    def _check_generator_matches(self, real: Tensor, labels: Optional[Tensor]) -> None:
+        n = min(2, real.shape[0])
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):  # draws nothing from the run's streams
+            fake = self._run(self.generator, self.sample_latent(n), None if labels is None else labels[:n])
+        self._check_output_shape(real, fake)
+
     def _run(self, net: nn.Module, x: Tensor, labels: Optional[Tensor]) -> Tensor:
         # The one place that knows how conditional nets are called.
         return net(x) if self.num_classes is None else net(x, labels)
@@ -537,7 +587,7 @@ class GAN(_BatchChecks, pl.LightningModule):
 
     def _summarise_outputs(self, logits: Tensor) -> Tensor:
         logits = logits.detach().float()
-        return torch.sigmoid(logits).mean() if self.adversarial_loss.probabilistic else logits.mean()
+        return torch.sigmoid(logits).mean() if self._outputs_through_sigmoid else logits.mean()
 
     def _step_schedulers(self, interval: str) -> None:
         configs = self.trainer.lr_scheduler_configs
@@ -547,3 +597,56 @@ class GAN(_BatchChecks, pl.LightningModule):
         for config in configs:
             if config.interval == interval and count % config.frequency == 0:
                 config.scheduler.step()
+
+
+_DISCRIMINATOR_OUTPUTS = ("logits", "probabilities", "scores")
+
+
+def _discriminator_outputs(discriminator: nn.Module, outputs: Optional[str], loss: losses.AdversarialLoss) -> str:
+    """What the discriminator returns (the argument, or inferred), warning when the loss expects something else."""
+    if outputs is not None and outputs not in _DISCRIMINATOR_OUTPUTS:
+        raise ValueError(
+            f"`discriminator_outputs` must be None or one of {', '.join(map(repr, _DISCRIMINATOR_OUTPUTS))}, got {outputs!r}."
+        )
+    ends_in_sigmoid = isinstance(_last_layer(discriminator), nn.Sigmoid)
+    if loss.probabilistic and (ends_in_sigmoid or outputs == "probabilities"):
+        warnings.warn(
+            f"The discriminator {'ends in nn.Sigmoid' if ends_in_sigmoid else 'returns probabilities'} but "
+            f"loss={loss.name!r} takes logits and applies the sigmoid itself, so it trains on sigmoid(probability): "
+            "remove the final Sigmoid from the discriminator. Logged d_real/d_fake show its outputs as they are.",
+            UserWarning,
+            stacklevel=4,
+        )
+    if outputs is not None:
+        return outputs
+    if ends_in_sigmoid:
+        return "probabilities"
+    return "logits" if loss.probabilistic else "scores"
+
+
+def _outermost_init_keys(frame: Any) -> Optional[set[str]]:
+    """The arguments the most specific class's ``__init__`` received (its ``**kwargs`` expanded)."""
+    from pytorch_lightning.utilities.parsing import collect_init_args
+
+    try:
+        levels = collect_init_args(frame, [], classes=(GAN,))
+    finally:
+        del frame
+    return set(levels[-1]) if levels else None
+
+
+def _keep_reconstruction_hyperparameters(module: GAN, checkpoint: dict[str, Any]) -> None:
+    """Saves only what rebuilds a subclass taking ``**kwargs``, so ``load_from_checkpoint`` works.
+
+    Lightning saves the arguments of every ``__init__`` in the chain and, for a class taking ``**kwargs``,
+    passes all of them back on reload. A subclass that forwards its own names (the Lightning GAN
+    tutorial's ``lr``, ``b1``, ``b2`` as ``lr_g=lr, betas=(b1, b2)``, plus ``**kwargs``) would then get
+    ``lr_g`` twice: ``GAN.__init__() got multiple values for keyword argument 'lr_g'``. The module's own
+    ``hparams`` keep every value (GAN's included) for loggers.
+    """
+    saved = checkpoint.get("hyper_parameters")
+    keys = module._reconstruction_keys
+    init = type(module).__init__
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(init).parameters.values())
+    if isinstance(saved, dict) and keys is not None and takes_kwargs and type(module) is not GAN:
+        checkpoint["hyper_parameters"] = {k: v for k, v in saved.items() if k in keys}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import pytorch_lightning as pl
@@ -236,6 +237,16 @@ def test_generator_output_shape_mismatch_is_reported_before_any_step():
     assert counter.steps == {"generator": 0, "discriminator": 0}
 
 
+def test_a_wrong_data_shape_with_a_validation_loader_gets_the_package_message_not_a_matmul_error():
+    # G and D agree on 4 features, the data has 3: the sanity check reaches D first and used to fail inside it.
+    gan = GAN(nn.Linear(2, 4), nn.Sequential(nn.Linear(4, 1), nn.Flatten(0)), latent_dim=2)
+    counter = OptimizerStepCounter()
+    loader = batch_loader(torch.randn(64, 3), batch_size=32)
+    with pytest.raises(ValueError, match=r"generator's samples have shape \(4,\) but the data's have shape \(3,\)"):
+        cpu_trainer(max_steps=2, callbacks=[counter]).fit(gan, loader, batch_loader(torch.randn(32, 3), batch_size=16))
+    assert counter.steps == {"generator": 0, "discriminator": 0}
+
+
 def test_plain_ddp_strategy_is_refused_with_the_name_to_use():
     from pytorch_lightning.strategies import DDPStrategy
 
@@ -262,3 +273,77 @@ def test_reduce_lr_on_plateau_is_refused_with_what_to_do_instead():
                   maxout_pieces=1, dropout=0.0, output_activation="identity")
     with pytest.raises(ValueError, match="ReduceLROnPlateau"):
         cpu_trainer(max_steps=1).fit(gan, batch_loader(torch.randn(64, 2), batch_size=32))
+
+
+def test_generate_leaves_every_buffer_and_mode_of_the_model_unchanged():
+    """After fit the module is in train mode; generate() must not update batch-norm statistics (issue #14)."""
+    from lightning_gan import DCGAN
+
+    gan = DCGAN(image_shape=(1, 28, 28), latent_dim=8, features=4, ema_decay=0.9)
+    gan.train()
+    gan.generator.net[1].eval()  # a submodule in its own mode keeps it
+    before = {k: v.clone() for k, v in gan.state_dict().items()}
+    modes = {name: m.training for name, m in gan.named_modules()}
+    torch.manual_seed(0)
+    first = gan.generate(16)
+    torch.manual_seed(0)
+    assert torch.equal(gan.generate(16), first)  # running statistics, not this batch's
+    assert all(torch.equal(before[k], v) for k, v in gan.state_dict().items())
+    assert {name: m.training for name, m in gan.named_modules()} == modes
+
+
+def test_a_sigmoid_ended_discriminator_is_warned_about_and_logs_its_true_mean_output():
+    """The Lightning tutorial's discriminator ends in a Sigmoid; with a logit loss it used to log sigmoid(prob)."""
+    import copy
+
+    discriminator = nn.Sequential(nn.Linear(2, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1), nn.Flatten(0), nn.Sigmoid())
+    with pytest.warns(UserWarning, match=r"ends in nn.Sigmoid but loss='non_saturating' takes logits"):
+        gan = GAN(nn.Linear(2, 2), discriminator, latent_dim=2)
+    before = copy.deepcopy(discriminator)
+    data = torch.randn(32, 2)
+    cpu_trainer(max_steps=1).fit(gan, batch_loader(data, batch_size=32))
+    assert gan.last_step_metrics["d_real"].item() == pytest.approx(before(data).mean().item(), rel=1e-6)
+    # An explicit setting wins, and plain logit discriminators are not warned about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert GAN(nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 1), nn.Flatten(0)), latent_dim=2)._outputs_through_sigmoid
+    with pytest.raises(ValueError, match="`discriminator_outputs` must be None or one of"):
+        GAN(nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 1), nn.Flatten(0)), latent_dim=2, discriminator_outputs="odds")
+
+
+class TutorialGAN(GAN):
+    """The Lightning "basic GAN" tutorial's constructor ported onto GAN: renamed arguments and **kwargs."""
+
+    def __init__(self, channels: int = 1, width: int = 4, height: int = 4, latent_dim: int = 8, lr: float = 2e-4,
+                 b1: float = 0.5, b2: float = 0.999, batch_size: int = 32, **kwargs):
+        size = channels * width * height
+        generator = nn.Sequential(nn.Linear(latent_dim, size), nn.Tanh(), nn.Unflatten(1, (channels, width, height)))
+        discriminator = nn.Sequential(nn.Flatten(), nn.Linear(size, 1), nn.Flatten(0))
+        super().__init__(generator, discriminator, latent_dim=latent_dim, lr_g=lr, lr_d=lr, betas=(b1, b2), **kwargs)
+
+
+def test_a_tutorial_style_subclass_with_renamed_arguments_reloads(tmp_path):
+    gan = TutorialGAN(lr=1e-3, b1=0.4, n_critic=2)
+    trainer = cpu_trainer(max_steps=2)
+    trainer.fit(gan, batch_loader(torch.rand(64, 1, 4, 4) * 2 - 1, batch_size=32))
+    trainer.save_checkpoint(tmp_path / "tutorial.ckpt")
+    reloaded = TutorialGAN.load_from_checkpoint(tmp_path / "tutorial.ckpt")
+    assert (reloaded.hparams.lr_g, reloaded.hparams.betas, reloaded.hparams.n_critic) == (1e-3, (0.4, 0.999), 2)
+    assert all(torch.equal(a, b) for a, b in zip(gan.state_dict().values(), reloaded.state_dict().values()))
+    assert gan.hparams.lr_g == 1e-3 and gan.hparams.lr == 1e-3  # the module's own hparams keep both, for loggers
+
+
+def test_a_plain_gan_reloads_when_given_its_networks_and_says_so_when_not(tmp_path):
+    def nets():
+        return nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 1), nn.Flatten(0))
+
+    generator, discriminator = nets()
+    gan = GAN(generator, discriminator, latent_dim=2, lr_d=1e-3)
+    trainer = cpu_trainer(max_steps=1)
+    trainer.fit(gan, batch_loader(torch.randn(32, 2), batch_size=32))
+    trainer.save_checkpoint(tmp_path / "plain.ckpt")
+    with pytest.raises(TypeError, match=r"needs the networks.*pass generator=\.\.\. and discriminator=\.\.\."):
+        GAN.load_from_checkpoint(tmp_path / "plain.ckpt")
+    generator, discriminator = nets()
+    reloaded = GAN.load_from_checkpoint(tmp_path / "plain.ckpt", generator=generator, discriminator=discriminator)
+    assert reloaded.hparams.lr_d == 1e-3 and torch.equal(reloaded.generator.weight, gan.generator.weight)
