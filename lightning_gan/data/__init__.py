@@ -1,7 +1,7 @@
 """LightningDataModules. They know nothing of GANs: each yields ``(samples, labels)`` or ``(samples,)``."""
 
 from lightning_gan.data.folder import IMAGE_EXTENSIONS, ImageFolderDataModule
-from lightning_gan.data.mnist import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
+from lightning_gan.data.mnist import CIFAR10DataModule, DataNotAvailableError, FashionMNISTDataModule, MNISTDataModule
 from lightning_gan.data.resumable import ResumableDataLoader, SeededShuffling, resumable_loader
 from lightning_gan.data.sharding import FixedOrderShards, shard_bounds
 from lightning_gan.data.tensors import (
@@ -17,6 +17,7 @@ __all__ = [
     "MNISTDataModule",
     "FashionMNISTDataModule",
     "CIFAR10DataModule",
+    "DataNotAvailableError",
     "ImageFolderDataModule",
     "IMAGE_EXTENSIONS",
     "TensorDataModule",

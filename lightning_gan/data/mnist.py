@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import contextlib
 import gzip
+import io
 import math
 import zlib
 from pathlib import Path
@@ -28,10 +30,14 @@ from torch.utils.data import DataLoader
 from lightning_gan.data.resumable import SeededShuffling
 from lightning_gan.data.tensors import BatchedTensorDataset, collate_batch, tensor_loader, uint8_to_signed_unit
 
-__all__ = ["CIFAR10DataModule", "FashionMNISTDataModule", "MNISTDataModule"]
+__all__ = ["CIFAR10DataModule", "DataNotAvailableError", "FashionMNISTDataModule", "MNISTDataModule"]
 
 _SPLITS = ("train", "test")
 _IDX_UBYTE = 0x08
+
+
+class DataNotAvailableError(RuntimeError):
+    """The data set is not on disk and could not be downloaded; the message names the files and the folder."""
 
 
 class _InMemoryVisionDataModule(SeededShuffling, pl.LightningDataModule, ABC):
@@ -112,7 +118,27 @@ class _InMemoryVisionDataModule(SeededShuffling, pl.LightningDataModule, ABC):
             return
         for split in self._sources_for(None):
             if self._find_folder(split) is None:
+                self._download_or_explain(split)
+
+    def _download_or_explain(self, split: str) -> None:
+        # torchvision prints every mirror it tries and raises a bare RuntimeError naming a URL; say instead which
+        # files belong where, and leave no empty folder behind.
+        target = self._candidate_folders()[0]
+        created = [d for d in (target, *target.parents) if not d.exists()]  # deepest first
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
                 self._download(split)
+        except Exception as error:
+            for folder in created:  # only folders this call created, and only while empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            files = ", ".join(f"{name}[.gz]" for s in self._sources_for(None) for name in self.files[s])
+            raise DataNotAvailableError(
+                f"Could not download {self.dataset_name} into {target} ({type(error).__name__}: "
+                f"{' '.join(str(error).split())[:200]}). Without a network, copy its files ({files}) into {target} "
+                f"(or any folder, then pass it as `data_dir`; `--data.data_dir DIR` on the command line) and pass "
+                "`download=False`."
+            ) from error
 
     def setup(self, stage: Optional[str] = None) -> None:
         """Loads the splits ``stage`` needs (all of them for ``None``) into memory, once.

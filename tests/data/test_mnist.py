@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import cpu_trainer
+from conftest import SHARED_DATA, SHARED_MNIST, cpu_trainer, needs_shared_mnist
 from torch import nn
 
 from lightning_gan.data.mnist import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-SHARED_MNIST = SHARED_DATA / "MNIST"
 MNIST_TEST_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 N_TRAIN, N_TEST = 50, 20
@@ -311,7 +309,7 @@ def test_cifar10_corrupt_files_are_reported_not_downloaded(tmp_path):
 # ----------------------------------------------------------------------------------- real shared data
 
 
-@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST test split not present at {SHARED_MNIST}")
+@needs_shared_mnist
 def test_real_mnist_test_split_from_shared_data():
     sums = (SHARED_MNIST / "raw" / "MD5SUMS").read_text().split("\n")
     checked = 0
@@ -332,3 +330,23 @@ def test_real_mnist_test_split_from_shared_data():
     images, test_labels = collect(dm.test_dataloader())
     assert images.shape == (2000, 1, 28, 28) and images.min() == -1.0 and images.max() == 1.0
     assert torch.equal(test_labels, labels[-2000:])
+
+
+def test_offline_download_names_the_four_files_their_folder_and_the_flag_and_leaves_no_folder(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline_mnist(root, train, download):  # what torchvision does offline: make the folder, then fail
+        (Path(root) / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
+        print("Tried https://ossci-datasets.s3.amazonaws.com/mnist/, got: <urlopen error [Errno -2] Name or service not known>")
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline_mnist)
+    dm = MNISTDataModule(tmp_path / "data")
+    with pytest.raises(RuntimeError) as error:
+        dm.prepare_data()
+    message = str(error.value)
+    assert type(error.value).__name__ == "DataNotAvailableError"
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        assert name in message
+    assert str(tmp_path / "data" / "MNIST" / "raw") in message and "--data.data_dir" in message and "download=False" in message
+    assert not (tmp_path / "data").exists()  # no empty tree left behind

@@ -10,17 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 MNIST_GAN = EXAMPLES / "mnist_gan.py"
-SHARED_MNIST = REPO.parent / "shared" / "data" / "MNIST"
-
-needs_shared_mnist = pytest.mark.skipif(
-    not (SHARED_MNIST / "raw").is_dir(),
-    reason=f"the real MNIST test split is not at {SHARED_MNIST} (a sibling of the repository); nothing is downloaded",
-)
+from conftest import SHARED_MNIST, needs_shared_mnist  # noqa: F401  (re-exported; tests/ is on sys.path)
 
 # A DCGAN small enough to train in seconds on two CPU cores, on the shared test split (8,000 training images,
 # 256 validation images), with the small FID extractor and small metric sample counts.

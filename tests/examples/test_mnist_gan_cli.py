@@ -12,6 +12,8 @@ import torch
 import yaml
 from example_runner import MNIST_GAN
 
+from lightning_gan import cli
+
 
 @pytest.fixture(scope="module")
 def example():
@@ -86,12 +88,12 @@ def test_a_users_own_subclass_by_import_path(print_config, tmp_path, monkeypatch
 
 
 def test_short_flags_stand_for_trainer_flags(example):
-    assert example.expand_aliases(["--devices", "4", "--accelerator=cpu", "--model.lr_g", "1e-3"]) == [
+    assert cli.expand_aliases(["--devices", "4", "--accelerator=cpu", "--model.lr_g", "1e-3"]) == [
         "--trainer.devices", "4", "--trainer.accelerator", "cpu", "--model.lr_g", "1e-3",
     ]  # fmt: skip
-    assert example.expand_aliases(["--logger", "wandb"])[:2] == ["--trainer.logger", "WandbLogger"]
-    assert example.expand_aliases(["--logger=csv"])[:2] == ["--trainer.logger", "CSVLogger"]
-    assert example.expand_aliases(["--trainer.devices", "2"]) == ["--trainer.devices", "2"]
+    assert cli.expand_aliases(["--logger", "wandb"])[:2] == ["--trainer.logger", "WandbLogger"]
+    assert cli.expand_aliases(["--logger=csv"])[:2] == ["--trainer.logger", "CSVLogger"]
+    assert cli.expand_aliases(["--trainer.devices", "2"]) == ["--trainer.devices", "2"]
 
 
 @pytest.mark.parametrize(
@@ -101,7 +103,7 @@ def test_short_flags_stand_for_trainer_flags(example):
 )  # fmt: skip
 def test_several_processes_train_with_gan_ddp(example, accelerator, devices, nodes, expected):
     trainer = SimpleNamespace(accelerator=accelerator, devices=devices, num_nodes=nodes)
-    assert example._process_count(trainer) == expected
+    assert cli._process_count(trainer) == expected
 
 
 def test_the_small_feature_extractor_is_fixed_and_takes_any_channels():
@@ -140,7 +142,7 @@ def test_wandb_without_an_api_key_goes_offline_and_says_so(example, monkeypatch,
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no_netrc"))  # not the user's `wandb login`
-    note = example._prepare_wandb(wandb_spec(save_dir="runs"))
+    note = cli._prepare_wandb(wandb_spec(save_dir="runs"))
     assert os.environ["WANDB_MODE"] == "offline"
     assert "no W&B API key" in note and "wandb sync runs/wandb/offline-run-*" in note and "\n" not in note
 
@@ -149,11 +151,11 @@ def test_wandb_with_a_key_but_no_server_goes_offline(example, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    note = example._prepare_wandb([wandb_spec(save_dir=".")])
+    note = cli._prepare_wandb([wandb_spec(save_dir=".")])
     assert os.environ["WANDB_MODE"] == "offline" and "cannot reach 127.0.0.1:9" in note
 
 
 def test_other_loggers_leave_wandb_alone(example, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    assert example._prepare_wandb(None) is None and example._prepare_wandb(False) is None
+    assert cli._prepare_wandb(None) is None and cli._prepare_wandb(False) is None
     assert "WANDB_MODE" not in os.environ

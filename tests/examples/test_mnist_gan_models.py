@@ -66,7 +66,8 @@ def test_conditional_gan_trains_on_mnist_and_logs_one_grid_row_per_digit(tmp_pat
     args = small_run(["--model", "ConditionalGAN", "--model.features", "8", "--model.latent_dim", "16"])
     result = run_example(MNIST_GAN, args, cwd=tmp_path, timeout=180)
     assert result.returncode == 0, explain(result)
-    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", map_location="cpu",
+                            weights_only=False)
     assert checkpoint["hyper_parameters"]["num_classes"] == 10
     (grid,) = sorted(tmp_path.glob("lightning_logs/version_0/samples/samples_step*.png"))
     with Image.open(grid) as png:
@@ -80,7 +81,8 @@ def test_sngan_trains_on_mnist_with_two_cpu_processes(tmp_path):
     result = run_example(MNIST_GAN, args, cwd=tmp_path, timeout=180)
     assert result.returncode == 0, explain(result)
     assert "stopped at generator step 3" in result.stderr, explain(result)
-    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", map_location="cpu",
+                            weights_only=False)
     assert checkpoint["hyper_parameters"]["loss"] == "hinge" and checkpoint["hyper_parameters"]["n_critic"] == 5
 
 

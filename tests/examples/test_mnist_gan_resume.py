@@ -1,4 +1,4 @@
-"""examples/mnist_gan.py stopped after a checkpoint and rerun with ``--ckpt_path last`` goes on from the saved step."""
+"""examples/mnist_gan.py: each run in its own folder, and ``--ckpt_path last`` goes on from the most recent run's last step."""
 
 from __future__ import annotations
 
@@ -20,17 +20,27 @@ def logged_steps(metrics_csv) -> list[int]:
         return sorted({int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss_g")})
 
 
-def test_a_stopped_run_resumes_from_its_last_checkpoint(tmp_path):
+def _step(path) -> int:
+    return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+
+
+def test_runs_are_versioned_and_ckpt_path_last_resumes_the_most_recent_run(tmp_path):
     first = run_example(MNIST_GAN, [*RESUMABLE, "--max_steps", "10"], cwd=tmp_path, timeout=120)
     assert first.returncode == 0, explain(first)
-    last = tmp_path / "checkpoints" / "last.ckpt"
-    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 10
-
-    second = run_example(MNIST_GAN, [*RESUMABLE, "--max_steps", "20", "--ckpt_path", "last"], cwd=tmp_path, timeout=120)
+    second = run_example(MNIST_GAN, [*RESUMABLE, "--max_steps", "5"], cwd=tmp_path, timeout=120)
     assert second.returncode == 0, explain(second)
-    assert "stopped at generator step 20" in second.stderr, explain(second)
-    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 20
+    # Two runs in a row: two folders, nothing shared, no last-v1.ckpt.
+    runs = tmp_path / "lightning_logs"
+    assert _step(runs / "version_0" / "checkpoints" / "last.ckpt") == 10
+    assert _step(runs / "version_1" / "checkpoints" / "last.ckpt") == 5
+    assert not list(tmp_path.rglob("last-v*.ckpt"))
 
-    # The first run logged generator steps 0-9; the second went on at 10 instead of starting again at 0.
-    assert logged_steps(tmp_path / "lightning_logs" / "version_0" / "metrics.csv") == list(range(10))
-    assert logged_steps(tmp_path / "lightning_logs" / "version_1" / "metrics.csv") == list(range(10, 20))
+    third = run_example(MNIST_GAN, [*RESUMABLE, "--max_steps", "8", "--ckpt_path", "last"], cwd=tmp_path, timeout=120)
+    assert third.returncode == 0, explain(third)
+    resumed_from = runs / "version_1" / "checkpoints" / "last.ckpt"
+    assert f"mnist_gan.py: resuming from {resumed_from} (the most recent run's last checkpoint)" in third.stderr
+    assert "stopped at generator step 8" in third.stderr, explain(third)
+    assert _step(runs / "version_2" / "checkpoints" / "last.ckpt") == 8
+    # The resumed run went on at step 5 (both processes from the same file) instead of starting again at 0.
+    assert logged_steps(runs / "version_1" / "metrics.csv") == list(range(5))
+    assert logged_steps(runs / "version_2" / "metrics.csv") == list(range(5, 8))

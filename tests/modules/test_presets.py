@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import batch_loader, cpu_trainer
+from conftest import SHARED_MNIST, batch_loader, cpu_trainer, needs_shared_mnist
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_gan import DCGAN, WGANGP, VanillaGAN
@@ -67,10 +66,7 @@ def test_checkpoint_loads_from_the_path_alone(tmp_path, preset):
         assert torch.equal(restored.state_dict()[name], tensor), name
 
 
-SHARED_MNIST = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "MNIST"
-
-
-@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST test split not present at {SHARED_MNIST}")
+@needs_shared_mnist
 def test_dcgan_trains_on_real_digits_with_shapes_read_from_the_data_module():
     from lightning_gan.data import MNISTDataModule
 

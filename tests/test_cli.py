@@ -1,0 +1,46 @@
+"""lightning_gan.cli: the ``lightning-gan`` console script runs what examples/mnist_gan.py runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "examples"))
+from example_runner import MNIST_GAN, SHARED_MNIST, explain, needs_shared_mnist, run_example  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "examples" / "configs" / "mnist_smoke.yaml"
+# The smoke config, shorter and on one process, with the repository's copy of the test digits.
+SHORT = ["--config", str(SMOKE), "--data.data_dir", str(SHARED_MNIST), "--devices", "1", "--max_steps", "4",
+         "--trainer.limit_train_batches", "2", "--logger", "csv", "--trainer.enable_progress_bar", "false"]  # fmt: skip
+
+
+def _console_script() -> list[str]:
+    script = Path(sys.executable).with_name("lightning-gan")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lightning_gan.cli"]
+
+
+@needs_shared_mnist
+def test_the_console_script_and_the_example_give_the_same_run(tmp_path):
+    example_dir, script_dir = tmp_path / "example", tmp_path / "script"
+    example_dir.mkdir(), script_dir.mkdir()
+    by_example = run_example(MNIST_GAN, SHORT, cwd=example_dir, timeout=180)
+    assert by_example.returncode == 0, explain(by_example)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, "PYTHONWARNINGS": "ignore"}
+    by_script = subprocess.run([*_console_script(), "fit", *SHORT], cwd=script_dir, env=env, capture_output=True,
+                               text=True, timeout=180)
+    assert by_script.returncode == 0, by_script.stderr[-4000:]
+    assert "lightning-gan: stopped at generator step 4" in by_script.stderr
+    states = [torch.load(d / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", map_location="cpu",
+                         weights_only=True)["state_dict"] for d in (example_dir, script_dir)]  # fmt: skip
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_the_example_is_a_short_file_over_the_package_cli():
+    lines = MNIST_GAN.read_text().splitlines()
+    assert len(lines) < 40 and "from lightning_gan.cli import main" in lines
