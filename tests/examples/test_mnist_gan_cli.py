@@ -116,7 +116,7 @@ def test_the_small_feature_extractor_is_fixed_and_takes_any_channels():
     assert not any(p.requires_grad for p in a.parameters())
 
 
-@pytest.mark.parametrize("name", ["mnist_dcgan", "mnist_wgangp", "mnist_smoke", "mnist_sngan", "mnist_conditional"])
+@pytest.mark.parametrize("name", ["mnist_dcgan", "mnist_wgangp", "mnist_smoke", "mnist_sngan", "mnist_conditional", "mnist_cpu"])
 def test_the_shipped_configs_parse(print_config, name):
     path = MNIST_GAN.parent / "configs" / f"{name}.yaml"
     config = yaml.safe_load(print_config(["--config", str(path)]))
