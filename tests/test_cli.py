@@ -44,3 +44,23 @@ def test_the_console_script_and_the_example_give_the_same_run(tmp_path):
 def test_the_example_is_a_short_file_over_the_package_cli():
     lines = MNIST_GAN.read_text().splitlines()
     assert len(lines) < 40 and "from lightning_gan.cli import main" in lines
+
+
+@needs_shared_mnist
+def test_the_console_script_trains_a_subclass_defined_in_a_test_module(tmp_path):
+    (tmp_path / "my_package.py").write_text(
+        "import torch\nfrom lightning_gan import DCGAN\n\n"
+        "class MyGAN(DCGAN):\n"
+        "    '''A least-squares DCGAN: one overridden hook.'''\n\n"
+        "    def discriminator_loss(self, real_logits, fake_logits):\n"
+        "        return 0.5 * ((real_logits - 1) ** 2).mean() + 0.5 * (fake_logits**2).mean()\n"
+    )
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, "PYTHONWARNINGS": "ignore",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    result = subprocess.run([*_console_script(), "fit", *SHORT, "--model", "my_package.MyGAN", "--model.features", "8",
+                             "--model.latent_dim", "16"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=180)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    checkpoint = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", map_location="cpu",
+                            weights_only=True)  # fmt: skip
+    assert checkpoint["lightning_gan"]["class"] == "my_package.MyGAN" and checkpoint["global_step"] == 4

@@ -36,7 +36,7 @@ def example_checkpoint(tmp_path_factory) -> Path:
                                   "--fid.enabled", "false", "--parzen.enabled", "false", "--samples.enabled", "false",
                                   "--checkpoint.monitor", "null"], cwd=cwd, timeout=150)  # fmt: skip
     assert run.returncode == 0, explain(run)
-    return cwd / "checkpoints" / "last.ckpt"
+    return cwd / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
 
 
 @needs_shared_mnist
