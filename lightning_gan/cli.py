@@ -42,11 +42,9 @@ import contextlib
 import importlib
 import inspect
 import io
-import netrc
 import os
 import socket
 import sys
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +60,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from lightning_gan import GAN, GenerativeMetricsCallback, ImageSampler, ParzenLikelihoodCallback
 from lightning_gan.callbacks.guard import DivergenceError, DivergenceGuard
 from lightning_gan.metrics.fid import INCEPTION_NAME, InceptionWeightsNotFoundError, resolve_inception_weights
+from lightning_gan._wandb import _prepare_wandb
 from lightning_gan.metrics.small import build_feature_extractor
 
 PROG = "lightning-gan"  # replaced by the script's name when run as a script (main(prog=...))
@@ -79,7 +78,6 @@ _LOGGER_ALIASES = {
     "tensorboard": ["--trainer.logger", "TensorBoardLogger", "--trainer.logger.save_dir", "."],
     "none": ["--trainer.logger", "false"],
 }
-_WANDB_HOST = "https://api.wandb.ai"
 
 
 # ----------------------------------------------------------------------------------------------- options
@@ -392,58 +390,6 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
         yield
     finally:
         socket.setdefaulttimeout(previous)
-
-
-def _logger_specs(logger: Any) -> list[Any]:
-    if isinstance(logger, (list, tuple)):
-        return list(logger)
-    return [logger] if logger not in (None, True, False) else []
-
-
-def _prepare_wandb(logger_config: Any) -> Optional[str]:
-    """Switches W&B to offline mode when it has no API key or cannot reach its server; returns the line to say."""
-    specs = [s for s in _logger_specs(logger_config) if str(getattr(s, "class_path", "")).endswith("WandbLogger")]
-    if not specs or _process_rank() > 0:
-        return None
-    init_args = specs[0].get("init_args") or {}
-    save_dir = Path(init_args.get("save_dir") or init_args.get("dir") or ".")
-    later = f"upload it later with `wandb sync {save_dir / 'wandb'}/offline-run-*`"
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    if mode == "disabled":
-        return None
-    if mode in ("offline", "dryrun") or init_args.get("offline"):
-        return f"W&B logs offline under {save_dir / 'wandb'}; {later}."
-    host = os.environ.get("WANDB_BASE_URL", _WANDB_HOST)
-    if not _wandb_api_key(host):
-        reason: Optional[str] = "no W&B API key (WANDB_API_KEY is unset and `wandb login` was never run)"
-    else:
-        reason = _unreachable(host)
-    if not reason:
-        return None
-    os.environ["WANDB_MODE"] = "offline"
-    return f"W&B logs offline: {reason}; the run is under {save_dir / 'wandb'}, {later}."
-
-
-def _wandb_api_key(host: str) -> Optional[str]:
-    key = os.environ.get("WANDB_API_KEY")
-    if key:
-        return key
-    hostname = urllib.parse.urlparse(host).hostname or host
-    try:
-        auth = netrc.netrc(os.environ.get("NETRC")).authenticators(hostname)
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return None
-    return auth[2] if auth else None
-
-
-def _unreachable(host: str, timeout: float = 3.0) -> Optional[str]:
-    parsed = urllib.parse.urlparse(host)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        socket.create_connection((parsed.hostname or host, port), timeout=timeout).close()
-    except OSError as error:
-        return f"cannot reach {parsed.hostname}:{port} ({error})"
-    return None
 
 
 def check_data(datamodule: pl.LightningDataModule, data_config: Any) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import warnings
 from typing import Any, Optional
 
 import pytorch_lightning as pl
@@ -18,10 +17,14 @@ from lightning_gan import losses
 from lightning_gan.data.batches import samples_of
 from lightning_gan.ema import ExponentialMovingAverage
 from lightning_gan.modules._checkpoint_files import check_checkpoint_files
+from lightning_gan.modules._hyperparameters import (
+    _discriminator_outputs,
+    _keep_reconstruction_hyperparameters,
+    _outermost_init_keys,
+)
 from lightning_gan.modules._random import StepRandomness, gathered_states, restore_for_rank, run_seed
 from lightning_gan.modules._support import (
     _BatchChecks,
-    _last_layer,
     _is_number,
     _non_finite_entries,
     _restore_rng_states,
@@ -137,7 +140,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         self.adversarial_loss = losses.get_loss(loss)
         self._outputs_through_sigmoid = _discriminator_outputs(discriminator, discriminator_outputs, self.adversarial_loss) == "logits"
         self.save_hyperparameters(ignore=["generator", "discriminator"])
-        self._reconstruction_keys = _outermost_init_keys(inspect.currentframe())
+        self._reconstruction_keys = _outermost_init_keys(inspect.currentframe(), GAN)
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -487,7 +490,7 @@ class GAN(_BatchChecks, pl.LightningModule):
                 f"{', ...' if len(bad) > 3 else ''}); the training diverged. The last checkpoint written is the last "
                 "good state; lightning_gan.DivergenceGuard stops a run at the first non-finite step."
             )
-        _keep_reconstruction_hyperparameters(self, checkpoint)
+        _keep_reconstruction_hyperparameters(self, checkpoint, GAN)
         # Lightning saves weights, optimizers, schedulers and the step counter but no RNG state; a GAN
         # draws latents every step, so without it a resumed run could not repeat a straight one.
         checkpoint["rng_states"] = _rng_states()
@@ -598,55 +601,3 @@ class GAN(_BatchChecks, pl.LightningModule):
             if config.interval == interval and count % config.frequency == 0:
                 config.scheduler.step()
 
-
-_DISCRIMINATOR_OUTPUTS = ("logits", "probabilities", "scores")
-
-
-def _discriminator_outputs(discriminator: nn.Module, outputs: Optional[str], loss: losses.AdversarialLoss) -> str:
-    """What the discriminator returns (the argument, or inferred), warning when the loss expects something else."""
-    if outputs is not None and outputs not in _DISCRIMINATOR_OUTPUTS:
-        raise ValueError(
-            f"`discriminator_outputs` must be None or one of {', '.join(map(repr, _DISCRIMINATOR_OUTPUTS))}, got {outputs!r}."
-        )
-    ends_in_sigmoid = isinstance(_last_layer(discriminator), nn.Sigmoid)
-    if loss.probabilistic and (ends_in_sigmoid or outputs == "probabilities"):
-        warnings.warn(
-            f"The discriminator {'ends in nn.Sigmoid' if ends_in_sigmoid else 'returns probabilities'} but "
-            f"loss={loss.name!r} takes logits and applies the sigmoid itself, so it trains on sigmoid(probability): "
-            "remove the final Sigmoid from the discriminator. Logged d_real/d_fake show its outputs as they are.",
-            UserWarning,
-            stacklevel=4,
-        )
-    if outputs is not None:
-        return outputs
-    if ends_in_sigmoid:
-        return "probabilities"
-    return "logits" if loss.probabilistic else "scores"
-
-
-def _outermost_init_keys(frame: Any) -> Optional[set[str]]:
-    """The arguments the most specific class's ``__init__`` received (its ``**kwargs`` expanded)."""
-    from pytorch_lightning.utilities.parsing import collect_init_args
-
-    try:
-        levels = collect_init_args(frame, [], classes=(GAN,))
-    finally:
-        del frame
-    return set(levels[-1]) if levels else None
-
-
-def _keep_reconstruction_hyperparameters(module: GAN, checkpoint: dict[str, Any]) -> None:
-    """Saves only what rebuilds a subclass taking ``**kwargs``, so ``load_from_checkpoint`` works.
-
-    Lightning saves the arguments of every ``__init__`` in the chain and, for a class taking ``**kwargs``,
-    passes all of them back on reload. A subclass that forwards its own names (the Lightning GAN
-    tutorial's ``lr``, ``b1``, ``b2`` as ``lr_g=lr, betas=(b1, b2)``, plus ``**kwargs``) would then get
-    ``lr_g`` twice: ``GAN.__init__() got multiple values for keyword argument 'lr_g'``. The module's own
-    ``hparams`` keep every value (GAN's included) for loggers.
-    """
-    saved = checkpoint.get("hyper_parameters")
-    keys = module._reconstruction_keys
-    init = type(module).__init__
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(init).parameters.values())
-    if isinstance(saved, dict) and keys is not None and takes_kwargs and type(module) is not GAN:
-        checkpoint["hyper_parameters"] = {k: v for k, v in saved.items() if k in keys}

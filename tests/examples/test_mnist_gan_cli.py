@@ -12,7 +12,7 @@ import torch
 import yaml
 from example_runner import MNIST_GAN
 
-from lightning_gan import cli
+from lightning_gan import _wandb, cli
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,7 @@ def test_wandb_without_an_api_key_goes_offline_and_says_so(example, monkeypatch,
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no_netrc"))  # not the user's `wandb login`
-    note = cli._prepare_wandb(wandb_spec(save_dir="runs"))
+    note = _wandb._prepare_wandb(wandb_spec(save_dir="runs"))
     assert os.environ["WANDB_MODE"] == "offline"
     assert "no W&B API key" in note and "wandb sync runs/wandb/offline-run-*" in note and "\n" not in note
 
@@ -151,11 +151,11 @@ def test_wandb_with_a_key_but_no_server_goes_offline(example, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    note = cli._prepare_wandb([wandb_spec(save_dir=".")])
+    note = _wandb._prepare_wandb([wandb_spec(save_dir=".")])
     assert os.environ["WANDB_MODE"] == "offline" and "cannot reach 127.0.0.1:9" in note
 
 
 def test_other_loggers_leave_wandb_alone(example, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    assert cli._prepare_wandb(None) is None and cli._prepare_wandb(False) is None
+    assert _wandb._prepare_wandb(None) is None and _wandb._prepare_wandb(False) is None
     assert "WANDB_MODE" not in os.environ
