@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -112,45 +113,77 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+@dataclass
+class SigtermOutcome:
+    returncode: Optional[int]
+    elapsed: float  # seconds from the SIGTERM to the exit of the job's main process
+    rank1_alive: bool
+    output: str
+
+
+@pytest.fixture(scope="module")
+def sigterm_outcomes(tmp_path_factory) -> dict[str, SigtermOutcome]:
+    """Both targets side by side: rank 0 waits in a metric's all_gather for rank 1, asleep, when SIGTERM comes."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
+    jobs = {}
+    for target in ("rank0", "every-rank"):
+        folder = tmp_path_factory.mktemp(f"sigterm-{target}")
+        with open(folder / "output.txt", "w") as log:
+            jobs[target] = (subprocess.Popen([sys.executable, str(SCRIPT), "sigterm", "1", str(folder)], cwd=folder,
+                                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True),
+                            folder)  # fmt: skip
+    outcomes: dict[str, SigtermOutcome] = {}
+    all_pids: list[int] = []
+    try:
+        for target, (process, folder) in jobs.items():
+            pids: dict[int, int] = {}
+            deadline = time.monotonic() + PROMPT_S
+            while len(pids) < 2 and time.monotonic() < deadline and process.poll() is None:
+                pids = {r: int(p.read_text()) for r in (0, 1) if (p := folder / f"rank{r}.pid").exists() and p.read_text()}
+                time.sleep(0.2)
+            all_pids += pids.values()
+            if len(pids) < 2:
+                outcomes[target] = SigtermOutcome(process.poll(), 0.0, False, (folder / "output.txt").read_text()[-4000:])
+                continue
+            time.sleep(1.0)  # rank 0 is now inside the all_gather
+            signalled = time.monotonic()
+            if target == "rank0":
+                os.kill(pids[0], signal.SIGTERM)  # as `kill PID` on the job's main process
+            else:
+                os.killpg(process.pid, signal.SIGTERM)  # as a scheduler or a terminal ends the whole job
+            try:
+                returncode: Optional[int] = process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                returncode = None
+            elapsed = time.monotonic() - signalled
+            for _ in range(50):
+                if not _pid_alive(pids[1]):
+                    break
+                time.sleep(0.1)
+            outcomes[target] = SigtermOutcome(returncode, elapsed, _pid_alive(pids[1]),
+                                              (folder / "output.txt").read_text())  # fmt: skip
+    finally:
+        for process, _ in jobs.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for pid in all_pids:
+            if _pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    return outcomes
+
+
 @pytest.mark.parametrize("target", ["rank0", "every-rank"])
-def test_sigterm_ends_every_rank_even_one_blocked_in_a_metric_collective(tmp_path, target):
+def test_sigterm_ends_every_rank_even_one_blocked_in_a_metric_collective(sigterm_outcomes, target):
     """Rank 0 waits in a metric's all_gather for rank 1, which never comes; SIGTERM must still end the job.
 
     Without the strategy's watchdog rank 0 never returns to Python to run Lightning's handler, and the
     job hangs for the collective's timeout (600 s here, 30 min by default).
     """
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
-    with open(tmp_path / "output.txt", "w") as log:
-        process = subprocess.Popen([sys.executable, str(SCRIPT), "sigterm", "1", str(tmp_path)], cwd=tmp_path, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    pids: dict[int, int] = {}
-    try:
-        deadline = time.monotonic() + PROMPT_S
-        while len(pids) < 2 and time.monotonic() < deadline and process.poll() is None:
-            pids = {r: int(p.read_text()) for r in (0, 1) if (p := tmp_path / f"rank{r}.pid").exists() and p.read_text()}
-            time.sleep(0.2)
-        assert len(pids) == 2, (tmp_path / "output.txt").read_text()[-4000:]
-        time.sleep(1.0)  # rank 0 is now inside the all_gather
-        signalled = time.monotonic()
-        if target == "rank0":
-            os.kill(pids[0], signal.SIGTERM)  # as `kill PID` on the job's main process
-        else:
-            os.killpg(process.pid, signal.SIGTERM)  # as a scheduler or a terminal ends the whole job
-        returncode = process.wait(timeout=30)
-        elapsed = time.monotonic() - signalled
-        for _ in range(50):
-            if not _pid_alive(pids[1]):
-                break
-            time.sleep(0.1)
-        output = (tmp_path / "output.txt").read_text()
-        assert not _pid_alive(pids[1]), f"rank 1 still running after rank 0 exited\n{output[-4000:]}"
-        assert returncode != 0, output[-4000:]
-        assert elapsed < 20, f"took {elapsed:.0f} s after SIGTERM\n{output[-4000:]}"
-        assert "still running 3 s after SIGTERM" in output, output[-4000:]
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        for pid in pids.values():
-            if _pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+    outcome = sigterm_outcomes[target]
+    tail = outcome.output[-4000:]
+    assert outcome.returncode is not None, f"still running 30 s after SIGTERM: a hang\n{tail}"
+    assert not outcome.rank1_alive, f"rank 1 still running after rank 0 exited\n{tail}"
+    assert outcome.returncode != 0, tail
+    assert outcome.elapsed < 20, f"took {outcome.elapsed:.0f} s after SIGTERM\n{tail}"
+    assert "still running 3 s after SIGTERM" in outcome.output, tail
