@@ -64,3 +64,13 @@ def test_the_console_script_trains_a_subclass_defined_in_a_test_module(tmp_path)
     checkpoint = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", map_location="cpu",
                             weights_only=True)  # fmt: skip
     assert checkpoint["lightning_gan"]["class"] == "my_package.MyGAN" and checkpoint["global_step"] == 4
+
+
+def test_the_console_script_hands_evaluate_to_the_evaluator_and_refuses_unknown_input(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    usage = subprocess.run([*_console_script(), "evaluate", "--help"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert usage.returncode == 0 and "--metrics" in usage.stdout, usage.stderr[-2000:]
+    missing = subprocess.run([*_console_script(), "evaluate", str(tmp_path / "none.ckpt"), "--data", "MNISTDataModule"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
