@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from typing import Any, Optional
 
+import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 __all__ = ["ResumableDataLoader", "SeededShuffling", "resumable_loader"]
@@ -56,6 +57,7 @@ class ResumableDataLoader(DataLoader):
         return self._batches()
 
     def _batches(self) -> Iterator[Any]:
+        self._check_replicas()
         epoch, skip = self._next_epoch()
         self._resume_at = None
         set_epoch = getattr(self.sampler, "set_epoch", None)
@@ -72,6 +74,20 @@ class ResumableDataLoader(DataLoader):
         for batch in iterator:
             self._served += 1
             yield batch
+
+    def _check_replicas(self) -> None:
+        # Lightning keeps a loader's own DistributedSampler under DDP: one built for another number of processes
+        # (e.g. a data module's loader asked for before the trainer was attached) would feed every rank the same data.
+        replicas = getattr(self.sampler, "num_replicas", None)
+        if replicas is None or not (dist.is_available() and dist.is_initialized()):
+            return
+        world = dist.get_world_size()
+        if replicas != world:
+            raise ValueError(
+                f"This training loader shards its data for {replicas} process(es) but {world} are training: ask the "
+                "data module for it inside `fit` (its `train_dataloader` reads the attached trainer), or pass "
+                f"`num_replicas={world}` and this process's `rank` to `resumable_loader`."
+            )
 
     def _next_epoch(self) -> tuple[int, int]:
         """The epoch the next iteration serves, and how many of its batches to skip."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from lightning_gan.data import BatchedTensorDataset, ResumableDataLoader, TensorDataModule, collate_batch, resumable_loader
@@ -76,3 +77,13 @@ def test_a_data_module_saves_its_shuffling_seed_and_a_restored_one_wins(monkeypa
     assert _epoch(resumed.train_dataloader()) == order
     fresh = TensorDataModule(torch.arange(40.0).unsqueeze(1), batch_size=4)
     assert _epoch(fresh.train_dataloader()) != order
+
+
+def test_a_loader_sharded_for_another_number_of_processes_is_refused(monkeypatch):
+    import torch.distributed as dist
+
+    loader = _loader()  # built outside fit: one replica
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match=r"shards its data for 1 process\(es\) but 2 are training"):
+        next(iter(loader))
