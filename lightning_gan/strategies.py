@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ from typing import Any, Callable, Optional, Union
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+from lightning_fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+from lightning_fabric.utilities.distributed import _set_num_threads_if_needed
 from pytorch_lightning.overrides.distributed import _sync_module_states
 from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
@@ -25,6 +28,8 @@ __all__ = ["GANDDPStrategy"]
 
 # How long rank 0, failing, waits for the ranks it launched to end on their own before killing them.
 _CHILD_GRACE_S = 5.0
+# How long rank 0 may go on after a rank it launched failed, to end (and report) by itself, before it is killed.
+_MAIN_GRACE_S = 15.0
 
 
 class GANDDPStrategy(DDPStrategy):
@@ -112,6 +117,12 @@ class GANDDPStrategy(DDPStrategy):
         launcher = self.launcher
         if isinstance(launcher, _SubprocessScriptLauncher) and getattr(launcher, "procs", None):
             launcher.kill(_get_sigkill_signal())
+
+    @override
+    def _configure_launcher(self) -> None:
+        super()._configure_launcher()
+        if type(self._launcher) is _SubprocessScriptLauncher:
+            self._launcher = _PatientSubprocessLauncher(self.cluster_environment, self.num_processes, self.num_nodes)
 
     @override
     def configure_ddp(self) -> None:
@@ -255,3 +266,41 @@ def _coalesced_in_place(tensors: list[torch.Tensor], collective: Callable[[torch
         collective(flat)
         for tensor, synced in zip(group, torch._utils._unflatten_dense_tensors(flat, group)):
             tensor.copy_(synced)
+
+
+class _PatientSubprocessLauncher(_SubprocessScriptLauncher):
+    """Lightning's script launcher, with a rank-0 watcher that lets rank 0 finish failing by itself.
+
+    Lightning's watcher thread polls the launched ranks every 5 s and SIGKILLs rank 0 as soon as one of them
+    exited non-zero. When every rank fails together (a :class:`~lightning_gan.callbacks.DivergenceGuard`
+    stops all ranks at the same check, an error in the data all ranks share), rank 0 is then killed in the
+    middle of its own exception handling: its message, its loggers' last flush and its exit code are lost
+    whenever it takes more than a moment (seen in CI on a loaded 2-core machine). A rank 0 blocked in a collective is
+    still ended, ``_MAIN_GRACE_S`` later.
+    """
+
+    @override
+    def launch(self, function: Callable, *args: Any, trainer: Optional[pl.Trainer] = None, **kwargs: Any) -> Any:
+        # The body of Lightning's `launch`, with the watcher swapped (it is started inside `launch`, so it
+        # cannot be replaced from outside).
+        self.cluster_environment.validate_settings(num_devices=self.num_processes, num_nodes=self.num_nodes)
+        if not self.cluster_environment.creates_processes_externally:
+            self._call_children_scripts()
+            _PatientObserver(main_pid=os.getpid(), child_processes=self.procs).start()
+        _set_num_threads_if_needed(num_processes=self.num_processes)
+        return function(*args, **kwargs)
+
+
+class _PatientObserver(_ChildProcessObserver):
+    @override
+    def _terminate_all(self) -> None:
+        failed = [(rank, proc) for rank, proc in enumerate(self._child_processes, start=1) if proc.returncode]
+        described = ", ".join(f"rank {rank} (pid {proc.pid}) exited with code {proc.returncode}" for rank, proc in failed)
+        print(
+            f"GANDDPStrategy: {described}; rank 0 gets {_MAIN_GRACE_S:.0f} s to stop by itself before every "
+            f"process of this run is killed.",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(_MAIN_GRACE_S)  # a daemon thread: if rank 0 ends meanwhile, this ends with it
+        super()._terminate_all()

@@ -5,7 +5,9 @@ script once per rank). Usage: ``python ddp_fault_script.py MODE RANK OUT_DIR`` w
 
 * ``raise``: rank RANK raises ``RuntimeError`` inside ``training_step`` at generator step 3;
 * ``nan``: rank RANK's generator loss is NaN from generator step 3, and a ``DivergenceGuard`` checks
-  every 2 steps; every rank must stop with ``DivergenceError`` at the same check;
+  every 2 steps; every rank must stop with ``DivergenceError`` at the same check. Rank 0 takes
+  ``SLOW_REPORT_S`` over its exception handling (as a logger's last upload may), longer than Lightning's
+  watcher waits before killing rank 0 when a launched rank has failed: it must still report;
 * ``hang``: rank RANK sleeps for ever at generator step 3, outside any collective, under
   ``GANDDPStrategy(timeout=15 s)``: the others time out in their next collective, and no rank may be
   left running;
@@ -26,6 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 
 FAULT_STEP = 3
+SLOW_REPORT_S = 8
 
 
 def main(mode: str, failing_rank: int, out_dir: Path) -> None:
@@ -67,10 +70,15 @@ def main(mode: str, failing_rank: int, out_dir: Path) -> None:
             metric.update(torch.tensor(1.0))
             metric.compute()  # all_gather: waits for the stalled rank
 
+    class SlowToReport(pl.Callback):
+        def on_exception(self, trainer, pl_module, exception):
+            if trainer.global_rank == 0:
+                time.sleep(SLOW_REPORT_S)
+
     pl.seed_everything(0, verbose=False)
     gan = Faulty(image_shape=(2,), latent_dim=2, generator_hidden=(16,), discriminator_hidden=(16,),
                  maxout_pieces=1, dropout=0.0, output_activation="identity")
-    callbacks = [DivergenceGuard(check_every_n_steps=2, saturation_steps=None)] if mode == "nan" else []
+    callbacks = [DivergenceGuard(check_every_n_steps=2, saturation_steps=None), SlowToReport()] if mode == "nan" else []
     strategy = GANDDPStrategy(timeout=timedelta(seconds=15)) if mode == "hang" else "gan_ddp"
     if mode == "sigterm":
         callbacks = [MetricThenStall()]
