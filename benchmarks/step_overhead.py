@@ -40,12 +40,12 @@ class Case:
 CASES = [
     Case(
         "toy_mlp_2d_b256",
-        lambda: VanillaGAN(image_shape=(2,), latent_dim=2, generator_hidden=(128, 128), discriminator_hidden=(128, 128),
-                           maxout_pieces=1, dropout=0.0, output_activation="identity"),
+        lambda **kw: VanillaGAN(image_shape=(2,), latent_dim=2, generator_hidden=(128, 128), discriminator_hidden=(128, 128),
+                           maxout_pieces=1, dropout=0.0, output_activation="identity", **kw),
         (2,), 256, 600,
     ),
-    Case("dcgan_28_b64", lambda: DCGAN(image_shape=(1, 28, 28), latent_dim=100, features=32), (1, 28, 28), 64, 40),
-    Case("goodfellow_mlp_mnist_b100", lambda: VanillaGAN(image_shape=(1, 28, 28)), (1, 28, 28), 100, 80),
+    Case("dcgan_28_b64", lambda **kw: DCGAN(image_shape=(1, 28, 28), latent_dim=100, features=32, **kw), (1, 28, 28), 64, 40),
+    Case("goodfellow_mlp_mnist_b100", lambda **kw: VanillaGAN(image_shape=(1, 28, 28), **kw), (1, 28, 28), 100, 80),
 ]
 
 
@@ -108,14 +108,16 @@ class StepTimer(pl.Callback):
 
 def package_loop(gan: pl.LightningModule, data: torch.Tensor, batch_size: int, steps: int, accelerator: str,
                  precision: str, log_dir: str) -> float:
+    k = gan.hparams.steps_per_batch
+    steps = -(-steps // k) * k
     timer = StepTimer()
     trainer = pl.Trainer(
         accelerator=accelerator, devices=1, max_steps=steps, precision=precision,
         logger=pl.loggers.CSVLogger(log_dir), enable_progress_bar=False, enable_checkpointing=False,
         enable_model_summary=False, callbacks=[timer],
     )
-    trainer.fit(gan, datamodule=TensorDataModule(data, batch_size=batch_size, on_accelerator=True))
-    return statistics.median(timer.times[len(timer.times) // 5:])
+    trainer.fit(gan, datamodule=TensorDataModule(data, batch_size=batch_size * k, on_accelerator=True))
+    return statistics.median(timer.times[len(timer.times) // 5:]) / k
 
 
 def main() -> None:
@@ -125,6 +127,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES])
     parser.add_argument("--log_dir", default="/tmp/lightning_gan_bench")
+    parser.add_argument("--steps_per_batch", type=int, default=1)
     args = parser.parse_args()
     device = torch.device(args.device)
     autocast_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(args.precision)
@@ -134,7 +137,7 @@ def main() -> None:
         plain, package = [], []
         for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both sides alike
             plain.append(plain_loop(case.build(), data, case.batch_size, case.steps, device, autocast_dtype))
-            package.append(package_loop(case.build(), data, case.batch_size, case.steps, args.device, args.precision,
+            package.append(package_loop(case.build(steps_per_batch=args.steps_per_batch), data, case.batch_size, case.steps, args.device, args.precision,
                                         args.log_dir))
         plain_rate = case.batch_size / statistics.median(plain)
         package_rate = case.batch_size / statistics.median(package)

@@ -175,6 +175,10 @@ class DivergenceGuard(pl.Callback):
         self._reset()
 
     @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._previous_step = trainer.global_step  # a resumed run checks from where it was
+
+    @override
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: Tensor) -> None:
         # Named when its optimizer steps (below): only then is it known which network it trains.
         self._pending_loss = loss.detach()
@@ -204,8 +208,9 @@ class DivergenceGuard(pl.Callback):
         self._losses.record(values, step)
         if d_loss is not None and self._saturation_applies(pl_module):
             self._record_saturation(d_loss, step)
-        if step > 0 and step % self.check_every_n_steps == 0 and step != self._last_checked_step:
-            self._last_checked_step = step
+        # A multiple of the period passed since the last batch (a batch may take several generator steps).
+        previous, self._previous_step = self._previous_step, step
+        if step // self.check_every_n_steps > previous // self.check_every_n_steps:
             self._check(trainer, pl_module, f"found by its check every {self.check_every_n_steps} step(s)")
 
     def _record_saturation(self, d_loss: Tensor, step: int) -> None:
@@ -294,7 +299,7 @@ class DivergenceGuard(pl.Callback):
         self._step_losses: dict[Optional[int], Tensor] = {}
         self._streak: Optional[Tensor] = None
         self._saturated_at: Optional[Tensor] = None
-        self._last_checked_step = -1
+        self._previous_step = 0
         self._last_good_save_step: Optional[int] = None
 
     @property

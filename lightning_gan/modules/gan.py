@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.core.optimizer import LightningOptimizer, do_nothing_closure
 from pytorch_lightning.strategies import DDPStrategy
 from torch import Tensor, nn
@@ -50,6 +51,18 @@ class GAN(_BatchChecks, pl.LightningModule):
     whatever ``n_critic`` is. Lightning would otherwise count every optimizer step (pytorch-lightning
     issue 17958), so ``max_steps`` would mean ``max_steps / (n_critic + 1)`` batches.
 
+    **Several steps per batch.** Lightning spends about a millisecond of Python around every batch (hooks,
+    progress tracking, logging bookkeeping), which is a fifth of a small GAN's step on a CPU. With
+    ``steps_per_batch=k`` the loader's batch holds ``k`` micro-batches of ``batch_size / k`` samples, and
+    the module trains on them one after the other: ``n_critic`` discriminator steps and one generator
+    step (and the moving average, and step-interval LR schedulers) per micro-batch, so every real sample
+    is used in exactly one step, as with ``k = 1`` and a loader ``k`` times smaller. Counts stay in
+    generator steps: ``trainer.global_step`` advances by ``k`` per batch, and the step on the loggers'
+    x-axis is the generator step. So that checkpoints, logs and the end fall on batch boundaries, ``max_steps``,
+    ``log_every_n_steps`` and every ``ModelCheckpoint(every_n_train_steps=...)`` must be multiples of ``k``
+    (refused at the start of ``fit`` otherwise); ``val_check_interval`` and ``limit_train_batches`` keep
+    counting loader batches, as in Lightning.
+
     **Hooks to override** (each documented below): :meth:`sample_latent`, :meth:`forward`,
     :meth:`generate`, :meth:`discriminator_loss`, :meth:`generator_loss`,
     :meth:`discriminator_penalty`, :meth:`real_from_batch`, :meth:`configure_optimizers`, and, for a
@@ -89,6 +102,8 @@ class GAN(_BatchChecks, pl.LightningModule):
             sigmoid), ``"probabilities"`` or ``"scores"`` (a critic's; both logged as their mean). ``None``
             (the default): ``"probabilities"`` for a discriminator ending in ``nn.Sigmoid``, else
             ``"logits"`` for the minimax and non-saturating losses and ``"scores"`` for the others.
+        steps_per_batch: Generator steps per batch of the loader, each on its own slice of the batch (see
+            *Several steps per batch* above). The loader's batch size must be a multiple of it.
 
     Raises:
         ValueError: For an unknown loss, ``n_critic < 1``, ``latent_dim < 1``, a non-positive learning
@@ -120,6 +135,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         gradient_clip_algorithm: str = "norm",
         num_classes: Optional[int] = None,
         discriminator_outputs: Optional[str] = None,
+        steps_per_batch: int = 1,
     ) -> None:
         super().__init__()
         _validate_arguments(
@@ -137,6 +153,8 @@ class GAN(_BatchChecks, pl.LightningModule):
             gradient_clip_algorithm=gradient_clip_algorithm,
             num_classes=num_classes,
         )
+        if isinstance(steps_per_batch, bool) or not isinstance(steps_per_batch, int) or steps_per_batch < 1:
+            raise ValueError(f"`steps_per_batch` must be an integer >= 1, got {steps_per_batch!r}.")
         self.adversarial_loss = losses.get_loss(loss)
         self._outputs_through_sigmoid = _discriminator_outputs(discriminator, discriminator_outputs, self.adversarial_loss) == "logits"
         self.save_hyperparameters(ignore=["generator", "discriminator"])
@@ -153,6 +171,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         self._bad_batches: Optional[Tensor] = None
         self._data_range_checked = False
         self._num_classes: Optional[int] = num_classes  # read several times a step; hparams lookups cost more
+        self._steps_per_batch = steps_per_batch
         self._log_this_step = True
         self._rng_states_to_restore: Optional[dict[str, Any]] = None
         # Latents, labels and every other draw of the training step come from this stream (see StepRandomness).
@@ -342,26 +361,42 @@ class GAN(_BatchChecks, pl.LightningModule):
     def _train_on_batch(self, batch: Any, batch_idx: int) -> None:
         real = self.real_from_batch(batch)
         labels = self._checked_labels(batch, real.shape[0], batch_idx)
+        steps = self._steps_per_batch
+        if real.shape[0] % steps:
+            raise ValueError(
+                f"Batch {batch_idx} holds {real.shape[0]} samples, which `steps_per_batch={steps}` cannot split into "
+                f"equal micro-batches; give the loader a batch size that is a multiple of {steps} (and drop_last=True)."
+            )
         opt_g, opt_d = self.optimizers()
-        self._log_this_step = self._logs_written_this_step()
+        if steps > 1:
+            # Lightning counts logging steps in batches (`_batches_that_stepped`, the loggers' x-axis and the
+            # `log_every_n_steps` clock); count the batch's other generator steps there too, before the
+            # clock is read, so both keep meaning generator steps. Checkpointed with the loop's state.
+            self.trainer.fit_loop.epoch_loop._batches_that_stepped += steps - 1
+        log_this_batch = self._logs_written_this_step()
         self._check_real(real, batch_idx)
-        if self._log_this_step:
+        if log_this_batch:
             self._raise_on_bad_batches()
+        micro = real.shape[0] // steps
         metrics: dict[str, Tensor] = {}
-        # Labels are passed only to conditional GANs, so overrides written with the unconditional
-        # signatures, `discriminator_step(real, optimizer)` and `generator_step(batch_size, optimizer)`, work.
-        label_args = () if labels is None else (labels,)
-        for _ in range(self.hparams.n_critic):
-            metrics = self.discriminator_step(real, opt_d, *label_args)
-        metrics.update(self.generator_step(real.shape[0], opt_g, *label_args))
+        for index in range(steps):
+            part = slice(index * micro, (index + 1) * micro)
+            # Labels are passed only to conditional GANs, so overrides written with the unconditional
+            # signatures, `discriminator_step(real, optimizer)` and `generator_step(batch_size, optimizer)`, work.
+            label_args = () if labels is None else (labels[part],)
+            real_part = real[part] if steps > 1 else real
+            self._log_this_step = log_this_batch and index == steps - 1  # Lightning writes the batch's last values
+            for _ in range(self.hparams.n_critic):
+                metrics = self.discriminator_step(real_part, opt_d, *label_args)
+            metrics.update(self.generator_step(micro, opt_g, *label_args))
+            if self.generator_ema is not None:
+                self.generator_ema.update(self.generator)
+            self._step_schedulers("step")
         self.last_step_metrics = metrics
-        if self.generator_ema is not None:
-            self.generator_ema.update(self.generator)
-        self._step_schedulers("step")
         # Lightning writes step-level values only every `log_every_n_steps`; handing them over on the other
         # steps too costs a third of a small GAN's step time, so they are handed over only when written.
-        if self._log_this_step:
-            self.log_dict({f"train/{k}": v for k, v in metrics.items()}, on_step=True, on_epoch=False, batch_size=real.shape[0])
+        if log_this_batch:
+            self.log_dict({f"train/{k}": v for k, v in metrics.items()}, on_step=True, on_epoch=False, batch_size=micro)
 
     def discriminator_step(
         self, real: Tensor, optimizer: LightningOptimizer, labels: Optional[Tensor] = None
@@ -459,6 +494,7 @@ class GAN(_BatchChecks, pl.LightningModule):
                 f"module's own argument, e.g. {type(self).__name__}(gradient_clip_val=1.0), which clips each "
                 "network's gradients after averaging them across processes and after unscaling them under 16-mixed."
             )
+        _check_step_counts(self.trainer, self._steps_per_batch)
         if len(self.trainer.optimizers) != 2:
             raise ValueError(
                 f"`configure_optimizers` must return two optimizers, the generator's then the discriminator's; "
@@ -585,7 +621,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         # Lightning's own rule for writing step-level logs, plus the last step (it writes when stopping).
         # Evaluated before this batch's generator step, so "last" means the step about to be taken.
         trainer = self.trainer
-        last_step = 0 < trainer.max_steps <= trainer.global_step + 1
+        last_step = 0 < trainer.max_steps <= trainer.global_step + self._steps_per_batch
         return last_step or trainer.should_stop or trainer._logger_connector.should_update_logs
 
     def _summarise_outputs(self, logits: Tensor) -> Tensor:
@@ -601,3 +637,26 @@ class GAN(_BatchChecks, pl.LightningModule):
             if config.interval == interval and count % config.frequency == 0:
                 config.scheduler.step()
 
+
+
+def _check_step_counts(trainer: pl.Trainer, steps_per_batch: int) -> None:
+    # With k generator steps per batch, Lightning can stop, write logs and save only between batches,
+    # i.e. at multiples of k: refuse what would silently land elsewhere.
+    if steps_per_batch == 1:
+        return
+    counts = [("Trainer(max_steps=...)", trainer.max_steps), ("Trainer(log_every_n_steps=...)", trainer.log_every_n_steps)]
+    counts += [
+        ("ModelCheckpoint(every_n_train_steps=...)", callback._every_n_train_steps)
+        for callback in trainer.checkpoint_callbacks
+        if isinstance(callback, ModelCheckpoint)
+    ]
+    for name, value in counts:
+        if value is not None and value > 0 and value % steps_per_batch:
+            lower = value // steps_per_batch * steps_per_batch
+            higher = lower + steps_per_batch
+            suggestions = f"{lower} or {higher}" if lower > 0 else f"{higher}"
+            raise ValueError(
+                f"`{name.replace('...', str(value))}` is not a multiple of `steps_per_batch={steps_per_batch}`: each "
+                f"batch takes {steps_per_batch} generator steps, and Lightning acts only between batches. Use "
+                f"{suggestions}, or a `steps_per_batch` that divides {value}."
+            )
