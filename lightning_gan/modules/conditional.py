@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional, Union
 
 from lightning_gan.modules.gan import GAN
 from lightning_gan.modules.presets import _square_image, training_options
@@ -49,7 +49,7 @@ class ConditionalGAN(GAN):
         generator_hidden: Hidden widths of the MLP generator.
         discriminator_hidden: Hidden widths of the MLP discriminator.
         output_activation: The MLP generator's output: ``"tanh"``, ``"sigmoid"`` or ``"identity"``.
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch: As in
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile: As in
             :class:`~lightning_gan.GAN`.
 
     Raises:
@@ -89,6 +89,7 @@ class ConditionalGAN(GAN):
         gradient_clip_val: Optional[float] = None,
         gradient_clip_algorithm: str = "norm",
         steps_per_batch: int = 1,
+        compile: Union[bool, dict[str, Any]] = False,
     ) -> None:
         if architecture not in _ARCHITECTURES:
             raise ValueError(f"`architecture` must be one of {_ARCHITECTURES}, got {architecture!r}.")

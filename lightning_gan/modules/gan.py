@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.core.optimizer import LightningOptimizer, do_nothing_closure
 from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from typing_extensions import override
@@ -24,6 +24,7 @@ from lightning_gan.modules._hyperparameters import (
     _outermost_init_keys,
 )
 from lightning_gan.modules._random import StepRandomness, gathered_states, restore_for_rank, run_seed
+from lightning_gan.modules._speed import _check_step_counts, _compile_options_from
 from lightning_gan.modules._support import (
     _BatchChecks,
     _is_number,
@@ -62,6 +63,14 @@ class GAN(_BatchChecks, pl.LightningModule):
     ``log_every_n_steps`` and every ``ModelCheckpoint(every_n_train_steps=...)`` must be multiples of ``k``
     (refused at the start of ``fit`` otherwise); ``val_check_interval`` and ``limit_train_batches`` keep
     counting loader batches, as in Lightning.
+
+    **Compiled step.** With ``compile`` set, the discriminator step's generator and discriminator passes
+    and :meth:`discriminator_loss`, and the generator step's passes and :meth:`generator_loss`, run as
+    two ``torch.compile``-d functions (AOTAutograd compiles their backward too). Latents and labels are
+    drawn outside them, from the step's stream, so a compiled run draws what an eager one draws. Gradient
+    penalties (``gp_weight``, ``r1_gamma``, an overridden :meth:`discriminator_penalty`) need a double
+    backward, which ``torch.compile`` does not support: the discriminator step then runs eagerly, with
+    one warning, and the generator step is still compiled. The first step runs eagerly (it checks shapes).
 
     **Hooks to override** (each documented below): :meth:`sample_latent`, :meth:`forward`,
     :meth:`generate`, :meth:`discriminator_loss`, :meth:`generator_loss`,
@@ -104,6 +113,9 @@ class GAN(_BatchChecks, pl.LightningModule):
             ``"logits"`` for the minimax and non-saturating losses and ``"scores"`` for the others.
         steps_per_batch: Generator steps per batch of the loader, each on its own slice of the batch (see
             *Several steps per batch* above). The loader's batch size must be a multiple of it.
+        compile: ``True`` or a dict of ``torch.compile`` arguments (``{"mode": "reduce-overhead"}`` for CUDA
+            graphs) to compile each step's forward passes and loss, and so their backward (see *Compiled
+            step* above); ``False`` (the default) runs eagerly.
 
     Raises:
         ValueError: For an unknown loss, ``n_critic < 1``, ``latent_dim < 1``, a non-positive learning
@@ -136,6 +148,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         num_classes: Optional[int] = None,
         discriminator_outputs: Optional[str] = None,
         steps_per_batch: int = 1,
+        compile: Union[bool, dict[str, Any]] = False,
     ) -> None:
         super().__init__()
         _validate_arguments(
@@ -155,6 +168,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         )
         if isinstance(steps_per_batch, bool) or not isinstance(steps_per_batch, int) or steps_per_batch < 1:
             raise ValueError(f"`steps_per_batch` must be an integer >= 1, got {steps_per_batch!r}.")
+        self._compile_options = _compile_options_from(compile)
         self.adversarial_loss = losses.get_loss(loss)
         self._outputs_through_sigmoid = _discriminator_outputs(discriminator, discriminator_outputs, self.adversarial_loss) == "logits"
         self.save_hyperparameters(ignore=["generator", "discriminator"])
@@ -172,6 +186,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         self._data_range_checked = False
         self._num_classes: Optional[int] = num_classes  # read several times a step; hparams lookups cost more
         self._steps_per_batch = steps_per_batch
+        self._compiled: dict[str, Any] = {}  # torch.compile-d step functions, made at their first use
         self._log_this_step = True
         self._rng_states_to_restore: Optional[dict[str, Any]] = None
         # Latents, labels and every other draw of the training step come from this stream (see StepRandomness).
@@ -179,6 +194,11 @@ class GAN(_BatchChecks, pl.LightningModule):
         self._step_stream_to_restore: Optional[dict[str, Any]] = None
         #: The last training step's losses and summaries (detached tensors, no host sync), for callbacks.
         self.last_step_metrics: dict[str, Tensor] = {}
+
+    @override
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled functions are bound to this module and do not pickle; a copy compiles its own.
+        return {**super().__getstate__(), "_compiled": {}}
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -398,6 +418,39 @@ class GAN(_BatchChecks, pl.LightningModule):
         if log_this_batch:
             self.log_dict({f"train/{k}": v for k, v in metrics.items()}, on_step=True, on_epoch=False, batch_size=micro)
 
+    def _discriminator_outputs(
+        self, real: Tensor, z: Tensor, labels: Optional[Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        # The part of a discriminator step that `compile` compiles: (loss, real_logits, fake_logits, fake).
+        with torch.no_grad():
+            fake = self._run(self.generator, z, labels)
+        real_logits = self._run(self.discriminator, real, labels)
+        fake_logits = self._run(self.discriminator, fake, labels)
+        return self.discriminator_loss(real_logits, fake_logits), real_logits, fake_logits, fake
+
+    def _generator_outputs(self, z: Tensor, labels: Optional[Tensor]) -> Tensor:
+        # The part of a generator step that `compile` compiles: its loss.
+        return self.generator_loss(self._run(self.discriminator, self._run(self.generator, z, labels), labels))
+
+    def _step_function(self, name: str) -> Any:
+        # Eager until the first step has checked the shapes; compiled once, lazily, per function.
+        eager = getattr(self, name)
+        if self._compile_options is None or not self._output_shape_checked:
+            return eager
+        if name == "_discriminator_outputs" and self._discriminator_step_needs_double_backward():
+            return eager
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            compiled = self._compiled[name] = torch.compile(eager, **self._compile_options)
+        return compiled
+
+    def _discriminator_step_needs_double_backward(self) -> bool:
+        return (
+            self.hparams.gp_weight > 0
+            or self.hparams.r1_gamma > 0
+            or type(self).discriminator_penalty is not GAN.discriminator_penalty
+        )
+
     def discriminator_step(
         self, real: Tensor, optimizer: LightningOptimizer, labels: Optional[Tensor] = None
     ) -> dict[str, Tensor]:
@@ -409,15 +462,18 @@ class GAN(_BatchChecks, pl.LightningModule):
         steps (see the class docstring).
         """
         self.toggle_optimizer(optimizer)
-        with torch.no_grad():
-            fake = self._run(self.generator, self.sample_latent(real.shape[0]), labels)
-        if not self._output_shape_checked:
-            self._check_output_shape(real, fake)
+        z = self.sample_latent(real.shape[0])
         if self.hparams.r1_gamma > 0:
             real = real.detach().requires_grad_(True)
-        real_logits = self._run(self.discriminator, real, labels)
-        fake_logits = self._run(self.discriminator, fake, labels)
-        loss = self.discriminator_loss(real_logits, fake_logits)
+        if self._output_shape_checked:
+            loss, real_logits, fake_logits, fake = self._step_function("_discriminator_outputs")(real, z, labels)
+        else:  # the first step: the generator's output is checked before the discriminator sees a wrong shape
+            with torch.no_grad():
+                fake = self._run(self.generator, z, labels)
+            self._check_output_shape(real, fake)
+            real_logits = self._run(self.discriminator, real, labels)
+            fake_logits = self._run(self.discriminator, fake, labels)
+            loss = self.discriminator_loss(real_logits, fake_logits)
         penalties = self.discriminator_penalty(real, fake, real_logits, *(() if labels is None else (labels,)))
         total = loss
         for name, value in penalties.items():
@@ -441,8 +497,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         In a conditional GAN it generates ``batch_size`` samples for ``labels`` (the batch's classes).
         """
         self.toggle_optimizer(optimizer)
-        fake = self._run(self.generator, self.sample_latent(batch_size), labels)
-        loss = self.generator_loss(self._run(self.discriminator, fake, labels))
+        loss = self._step_function("_generator_outputs")(self.sample_latent(batch_size), labels)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self._prepare_gradients(optimizer)
@@ -495,6 +550,11 @@ class GAN(_BatchChecks, pl.LightningModule):
                 "network's gradients after averaging them across processes and after unscaling them under 16-mixed."
             )
         _check_step_counts(self.trainer, self._steps_per_batch)
+        if self._compile_options is not None and self._discriminator_step_needs_double_backward():
+            rank_zero_warn(
+                f"{type(self).__name__}(compile=...): the discriminator step runs eagerly, since its gradient penalty "
+                "needs a double backward, which torch.compile does not support; the generator step is compiled."
+            )
         if len(self.trainer.optimizers) != 2:
             raise ValueError(
                 f"`configure_optimizers` must return two optimizers, the generator's then the discriminator's; "
@@ -638,25 +698,3 @@ class GAN(_BatchChecks, pl.LightningModule):
                 config.scheduler.step()
 
 
-
-def _check_step_counts(trainer: pl.Trainer, steps_per_batch: int) -> None:
-    # With k generator steps per batch, Lightning can stop, write logs and save only between batches,
-    # i.e. at multiples of k: refuse what would silently land elsewhere.
-    if steps_per_batch == 1:
-        return
-    counts = [("Trainer(max_steps=...)", trainer.max_steps), ("Trainer(log_every_n_steps=...)", trainer.log_every_n_steps)]
-    counts += [
-        ("ModelCheckpoint(every_n_train_steps=...)", callback._every_n_train_steps)
-        for callback in trainer.checkpoint_callbacks
-        if isinstance(callback, ModelCheckpoint)
-    ]
-    for name, value in counts:
-        if value is not None and value > 0 and value % steps_per_batch:
-            lower = value // steps_per_batch * steps_per_batch
-            higher = lower + steps_per_batch
-            suggestions = f"{lower} or {higher}" if lower > 0 else f"{higher}"
-            raise ValueError(
-                f"`{name.replace('...', str(value))}` is not a multiple of `steps_per_batch={steps_per_batch}`: each "
-                f"batch takes {steps_per_batch} generator steps, and Lightning acts only between batches. Use "
-                f"{suggestions}, or a `steps_per_batch` that divides {value}."
-            )
