@@ -11,13 +11,13 @@ import json
 import sys
 
 
-def main(out_path: str, steps: int, report_latents: bool = False) -> None:
+def main(out_path: str, steps: int, report_latents: bool = False, overlap: bool = False) -> None:
     import pytorch_lightning as pl
     import torch
     import torch.distributed as dist
     from torch.utils.data import DataLoader, TensorDataset
 
-    from lightning_gan import DCGAN
+    from lightning_gan import DCGAN, GANDDPStrategy
 
     class Report(pl.Callback):
         def __init__(self) -> None:
@@ -31,6 +31,10 @@ def main(out_path: str, steps: int, report_latents: bool = False) -> None:
             if optimizer.param_groups[0]["params"][0] is next(pl_module.discriminator.parameters()):
                 self.d_steps += 1
 
+        def on_train_end(self, trainer: pl.Trainer, pl_module: DCGAN) -> None:
+            # Read before the strategy's teardown removes its averagers.
+            self.overlap = [(a.num_buckets, a.sent_during_backward) for a in trainer.strategy._averagers.values()]
+
         def on_fit_end(self, trainer: pl.Trainer, pl_module: DCGAN) -> None:
             report = {
                 "rank": trainer.global_rank,
@@ -39,6 +43,8 @@ def main(out_path: str, steps: int, report_latents: bool = False) -> None:
                 "d_steps": self.d_steps,
                 "initial": self.initial,
                 "final": _digests(pl_module),
+                # (buckets, buckets sent during a backward) per network, under overlap_communication
+                "overlap": self.overlap,
             }
             gathered: list = [None] * trainer.world_size
             dist.all_gather_object(gathered, report)
@@ -59,7 +65,8 @@ def main(out_path: str, steps: int, report_latents: bool = False) -> None:
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=2,
-        strategy="gan_ddp",
+        # 10 kB buckets: several per network, so that buckets are sent while the backward runs.
+        strategy=GANDDPStrategy(overlap_communication=True, bucket_cap_mb=0.01) if overlap else "gan_ddp",
         max_steps=steps,
         logger=False,
         enable_checkpointing=False,
@@ -117,4 +124,4 @@ def _digests(module) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 10, "--latents" in sys.argv)
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 10, "--latents" in sys.argv, "--overlap" in sys.argv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Any, Optional, Union
 
@@ -479,7 +480,8 @@ class GAN(_BatchChecks, pl.LightningModule):
         for name, value in penalties.items():
             total = total + self.penalty_weight(name) * value
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(total)
+        with self._overlapped_backward(optimizer):
+            self.manual_backward(total)
         self._prepare_gradients(optimizer)
         self.trainer.strategy.optimizer_step(optimizer.optimizer, do_nothing_closure, self)
         self.untoggle_optimizer(optimizer)
@@ -499,7 +501,8 @@ class GAN(_BatchChecks, pl.LightningModule):
         self.toggle_optimizer(optimizer)
         loss = self._step_function("_generator_outputs")(self.sample_latent(batch_size), labels)
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        with self._overlapped_backward(optimizer):
+            self.manual_backward(loss)
         self._prepare_gradients(optimizer)
         optimizer.step()
         self.untoggle_optimizer(optimizer)
@@ -652,6 +655,11 @@ class GAN(_BatchChecks, pl.LightningModule):
     def _run(self, net: nn.Module, x: Tensor, labels: Optional[Tensor]) -> Tensor:
         # The one place that knows how conditional nets are called.
         return net(x) if self.num_classes is None else net(x, labels)
+
+    def _overlapped_backward(self, optimizer: LightningOptimizer) -> Any:
+        # Under gan_ddp(overlap_communication=True) the averaging starts during the backward.
+        strategy = self.trainer.strategy
+        return strategy.overlapped_backward(optimizer) if isinstance(strategy, GANDDPStrategy) else contextlib.nullcontext()
 
     def _prepare_gradients(self, optimizer: LightningOptimizer) -> None:
         # Average across processes before the step (and so before clipping, in on_before_optimizer_step), so
