@@ -14,8 +14,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from lightning_gan import GANDDPStrategy
 from lightning_gan._overlap import OverlappedGradientAverage
-from lightning_gan.strategies import _coalesced_in_place
 
 
 def _free_port() -> int:
@@ -25,16 +25,8 @@ def _free_port() -> int:
 
 
 def _synchronous_average(params: list[torch.Tensor]) -> None:
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    world = dist.get_world_size()
-
-    def average(flat: torch.Tensor) -> None:
-        dist.all_reduce(flat)
-        flat.div_(world)
-
-    _coalesced_in_place([p.grad for p in params], average)
+    # gan_ddp's default path: one bucketed all-reduce after the backward.
+    GANDDPStrategy().all_reduce_gradients(torch.optim.SGD(params, lr=0.0))
 
 
 def _worker(rank: int, port: int, results: dict) -> None:
