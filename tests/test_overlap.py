@@ -71,7 +71,8 @@ def _worker(rank: int, port: int, results: dict) -> None:
 def test_overlapped_average_equals_the_synchronous_one_bitwise_whatever_the_backwards():
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_worker, args=(_free_port(), results), nprocs=2)
+        # fork: the workers inherit the imported modules (spawn would re-import torch and Lightning in each, ~8 s)
+        mp.start_processes(_worker, args=(_free_port(), results), nprocs=2, start_method="fork")
         results = dict(results)
     for rank in (0, 1):
         for name in ("one backward", "two backwards", "one backward again"):
