@@ -10,7 +10,9 @@ time outside any op (Python, Lightning).
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -18,9 +20,23 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).parent))
-from step_overhead import CASES, StepTimer, plain_loop  # noqa: E402
+from step_overhead import CASES, PlainLoop  # noqa: E402
 
 from lightning_gan.data import TensorDataModule  # noqa: E402
+
+
+class StepTimer(pl.Callback):
+    """Wall time between consecutive batch starts: the step plus everything Lightning does around it."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.starts.append(time.perf_counter())
+
+    @property
+    def times(self) -> list[float]:
+        return [b - a for a, b in zip(self.starts, self.starts[1:])]
 
 
 class ProfileSteps(pl.Callback):
@@ -53,9 +69,16 @@ def main() -> None:
     data = torch.rand(case.batch_size * 20, *case.data_shape) * 2 - 1
     pl.seed_everything(0, verbose=False)
 
-    plain_loop(case.build(), data, case.batch_size, args.warmup, torch.device("cpu"), None)
+    loop = PlainLoop(case.build(), data, case.batch_size, torch.device("cpu"), None)
+    for _ in range(args.warmup):
+        loop.step()
     with profile(activities=[ProfilerActivity.CPU]) as prof_plain:
-        plain_seconds = plain_loop(case.build(), data, case.batch_size, args.steps, torch.device("cpu"), None)
+        times = []
+        for _ in range(args.steps):
+            start = time.perf_counter()
+            loop.step()
+            times.append(time.perf_counter() - start)
+    plain_seconds = statistics.median(times)
     plain = op_totals(prof_plain, args.steps)
 
     hook, timer = ProfileSteps(args.warmup, args.steps), StepTimer()
@@ -64,7 +87,7 @@ def main() -> None:
                          callbacks=[hook, timer])
     trainer.fit(case.build(), datamodule=TensorDataModule(data, batch_size=case.batch_size, on_accelerator=True))
     package = op_totals(hook.prof, args.steps)
-    package_seconds = sorted(timer.times[args.warmup:args.warmup + args.steps])[args.steps // 2]
+    package_seconds = statistics.median(timer.times[args.warmup:args.warmup + args.steps])
 
     print(f"{case.name}: plain {plain_seconds * 1e3:.1f} ms/step, package {package_seconds * 1e3:.1f} ms/step")
     print(f"{'op':45s} {'plain ms':>10s} {'package ms':>11s} {'diff':>8s}")

@@ -1,8 +1,10 @@
 """Training-step throughput: lightning_gan's GAN through Trainer.fit vs a hand-written PyTorch loop.
 
-Both sides run the same maths on the same networks, optimizers and in-memory data: per batch
+Both sides run the same maths on the same networks, optimizers and in-memory data: per generator step
 ``n_critic`` discriminator steps (fake samples detached; the case's loss, and the WGAN-GP penalty where
-the case has one) and one generator step with the discriminator frozen. The package runs with its
+the case has one; each on its own real batch, as the presets' ``critic_data="fresh"`` does) and one
+generator step with the discriminator frozen. The two sides run interleaved, step by step, in one
+process (see ``Interleaved``). The package runs with its
 default logging on, in three ways: eager (the default), eager with ``steps_per_batch`` (Lightning's
 per-batch cost paid once per that many steps), and compiled (``compile=True``; inductor, measured after
 its warm-up). Prints samples/s of the plain loop and each column's ratio to it (goal for the eager
@@ -77,81 +79,108 @@ def gradient_penalty(discriminator: torch.nn.Module, real: torch.Tensor, fake: t
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def plain_loop(gan: pl.LightningModule, data: torch.Tensor, batch_size: int, steps: int, device: torch.device,
-               autocast_dtype: torch.dtype | None) -> float:
-    """Seconds per step of a hand-written loop over the same networks; returns the median per-step time."""
-    generator, discriminator = gan.generator.to(device), gan.discriminator.to(device)
-    hp = gan.hparams
-    latent_dim, betas, n_critic, gp_weight = hp.latent_dim, tuple(hp.betas), hp.n_critic, hp.gp_weight
-    d_loss, g_loss = D_LOSSES[hp.loss], G_LOSSES[hp.loss]
-    opt_g = torch.optim.Adam(generator.parameters(), lr=hp.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=hp.lr_d, betas=betas)
-    data = data.to(device)
-    n_batches = len(data) // batch_size
+class PlainLoop:
+    """A hand-written loop over a second copy of the case's networks: the same maths, no framework."""
 
-    def autocast():
-        return torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+    def __init__(self, gan: pl.LightningModule, data: torch.Tensor, batch_size: int, device: torch.device,
+                 autocast_dtype: torch.dtype | None) -> None:
+        self.generator, self.discriminator = gan.generator.to(device), gan.discriminator.to(device)
+        hp = gan.hparams
+        self.latent_dim, self.n_critic, self.gp_weight = hp.latent_dim, hp.n_critic, hp.gp_weight
+        self.d_loss, self.g_loss = D_LOSSES[hp.loss], G_LOSSES[hp.loss]
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr_g, betas=tuple(hp.betas))
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=tuple(hp.betas))
+        self.data, self.batch_size, self.device, self.autocast_dtype = data.to(device), batch_size, device, autocast_dtype
+        self.n_batches, self.batch = len(data) // batch_size, 0
+        self.order = torch.randperm(len(data), device=device)
+        self.fresh = hp.critic_data == "fresh"  # each critic step on its own real batch, as the package does
 
-    times = []
-    order = torch.randperm(len(data), device=device)
-    for step in range(steps):
-        start = time.perf_counter()
-        b = step % n_batches
-        if b == 0:
-            order = torch.randperm(len(data), device=device)
-        real = data[order[b * batch_size:(b + 1) * batch_size]]
-        for _ in range(n_critic):
-            with autocast():
+    def _next_real(self) -> torch.Tensor:
+        if self.batch == self.n_batches:
+            self.batch, self.order = 0, torch.randperm(len(self.data), device=self.device)
+        b, size = self.batch, self.batch_size
+        self.batch += 1
+        return self.data[self.order[b * size:(b + 1) * size]]
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
+    def step(self) -> None:
+        size = self.batch_size
+        real = self._next_real()
+        generator, discriminator = self.generator, self.discriminator
+        for critic_step in range(self.n_critic):
+            if self.fresh and critic_step > 0:
+                real = self._next_real()
+            with self._autocast():
                 with torch.no_grad():
-                    fake = generator(torch.randn(batch_size, latent_dim, device=device))
-                loss_d = d_loss(discriminator(real), discriminator(fake))
-                if gp_weight:
-                    loss_d = loss_d + gp_weight * gradient_penalty(discriminator, real, fake)
-            opt_d.zero_grad(set_to_none=True)
+                    fake = generator(torch.randn(size, self.latent_dim, device=self.device))
+                loss_d = self.d_loss(discriminator(real), discriminator(fake))
+                if self.gp_weight:
+                    loss_d = loss_d + self.gp_weight * gradient_penalty(discriminator, real, fake)
+            self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
-            opt_d.step()
+            self.opt_d.step()
         discriminator.requires_grad_(False)
-        with autocast():
-            loss_g = g_loss(discriminator(generator(torch.randn(batch_size, latent_dim, device=device))))
-        opt_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_g = self.g_loss(discriminator(generator(torch.randn(size, self.latent_dim, device=self.device))))
+        self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
-        opt_g.step()
+        self.opt_g.step()
         discriminator.requires_grad_(True)
-        if device.type == "cuda":
+
+
+class Interleaved(pl.Callback):
+    """Before each of the package's batches, takes as many plain-loop steps; times both sides.
+
+    Interleaving step by step puts both sides under the same machine load at every moment (on a shared
+    machine the load drifts by tens of percent within a minute, which separate runs cannot tell from a
+    difference). A package interval runs from one batch start to the next: the step and everything
+    Lightning does around it, epoch ends included.
+    """
+
+    def __init__(self, plain: PlainLoop, steps_per_batch: int) -> None:
+        self.plain, self.steps_per_batch = plain, steps_per_batch
+        self.plain_times: list[float] = []
+        self.package_times: list[float] = []
+        self._package_started: float | None = None
+
+    def _now(self) -> float:
+        if self.plain.device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[len(times) // 5:])
-
-
-class StepTimer(pl.Callback):
-    """Wall time between consecutive batch starts: the step plus everything Lightning does around it."""
-
-    def __init__(self) -> None:
-        self.starts: list[float] = []
+        return time.perf_counter()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize()
-        self.starts.append(time.perf_counter())
+        now = self._now()
+        if self._package_started is not None:
+            self.package_times.append(now - self._package_started)
+        for _ in range(self.steps_per_batch):
+            self.plain.step()
+        self._package_started = self._now()
+        self.plain_times.append(self._package_started - now)
 
-    @property
-    def times(self) -> list[float]:
-        return [b - a for a, b in zip(self.starts, self.starts[1:])]
+    def ratio(self) -> tuple[float, float]:
+        """(plain seconds per step, package samples/s over plain samples/s), the first fifth (warm-up) left out."""
+        n = len(self.package_times)
+        plain, package = self.plain_times[n // 5:n], self.package_times[n // 5:]
+        return sum(plain) / (len(plain) * self.steps_per_batch), sum(plain) / sum(package)
 
 
-def package_loop(gan: pl.LightningModule, data: torch.Tensor, batch_size: int, steps: int, accelerator: str,
-                 precision: str, log_dir: str) -> float:
-    """Median seconds per generator step of ``gan`` through ``Trainer.fit``; the first fifth (warm-up) is left out."""
+def measure(case: Case, options: dict, data: torch.Tensor, device: torch.device, precision: str,
+            autocast_dtype: torch.dtype | None, log_dir: str) -> tuple[float, float]:
+    """(plain seconds per step, package/plain throughput ratio) for one package configuration."""
+    gan = case.build(**options)
     k = gan.hparams.steps_per_batch
-    batches = max(-(-steps // k), 6)
-    timer = StepTimer()
+    batches = max(-(-case.steps // k), 6)
+    timer = Interleaved(PlainLoop(case.build(), data, case.batch_size, device, autocast_dtype), k)
     trainer = pl.Trainer(
-        accelerator=accelerator, devices=1, max_steps=batches * k, precision=precision, log_every_n_steps=50 * k,
+        accelerator=device.type, devices=1, max_steps=batches * k, precision=precision, log_every_n_steps=50 * k,
         logger=pl.loggers.CSVLogger(log_dir), enable_progress_bar=False, enable_checkpointing=False,
         enable_model_summary=False, callbacks=[timer],
     )
-    trainer.fit(gan, datamodule=TensorDataModule(data, batch_size=batch_size * k, on_accelerator=True))
-    return statistics.median(timer.times[len(timer.times) // 5:]) / k
+    # The data module serves batches of gan.micro_batches_per_batch x batch_size.
+    trainer.fit(gan, datamodule=TensorDataModule(data, batch_size=case.batch_size, on_accelerator=True))
+    return timer.ratio()
 
 
 def main() -> None:
@@ -174,25 +203,27 @@ def main() -> None:
         columns["captured"] = {"compile": {"mode": "reduce-overhead"}}
     pl.seed_everything(0, verbose=False)
     for case in (c for c in CASES if c.name in args.cases):
-        data = torch.rand(case.batch_size * 20, *case.data_shape) * 2 - 1
+        # 20 generator steps' worth of real batches (n_critic of them per step where critic data is fresh).
+        data = torch.rand(case.batch_size * 20 * case.build().hparams.n_critic, *case.data_shape) * 2 - 1
         plain: list[float] = []
-        package: dict[str, list[float]] = {name: [] for name in columns}
-        for _ in range(args.repeats):  # interleaved, so drifts in machine load hit every side alike
-            plain.append(plain_loop(case.build(), data, case.batch_size, case.steps, device, autocast_dtype))
+        ratios_seen: dict[str, list[float]] = {name: [] for name in columns}
+        for _ in range(args.repeats):
             for name, options in columns.items():
-                package[name].append(package_loop(case.build(**options), data, case.batch_size, case.steps,
-                                                  args.device, args.precision, args.log_dir))
+                seconds, ratio = measure(case, options, data, device, args.precision, autocast_dtype, args.log_dir)
+                plain.append(seconds)
+                ratios_seen[name].append(ratio)
         plain_rate = case.batch_size / statistics.median(plain)
-        rates = {name: case.batch_size / statistics.median(times) for name, times in package.items()}
-        ratios = {name: rate / plain_rate for name, rate in rates.items()}
+        ratios = {name: statistics.median(seen) for name, seen in ratios_seen.items()}
+        rates = {name: ratio * plain_rate for name, ratio in ratios.items()}
         # The goal is for the eager paths (plain or with steps_per_batch): compiling is opt-in.
         eager_met = max(ratio for name, ratio in ratios.items() if name not in ("compiled", "captured")) >= GOAL
-        print(f"{case.name:26s} plain {plain_rate:9.0f}/s  " + "  ".join(f"{n} {r:.3f}x" for n, r in ratios.items())
+        print(f"{case.name:26s} plain {plain_rate:9.0f}/s  "
+              + "  ".join(f"{n} {r:.3f}x [{min(ratios_seen[n]):.2f}-{max(ratios_seen[n]):.2f}]" for n, r in ratios.items())
               + f"  (best eager path >= {GOAL}: {'MET' if eager_met else 'NOT MET'})", flush=True)
         print(json.dumps({"benchmark": "step_overhead", "case": case.name, "device": args.device,
                           "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                           "precision": args.precision, "plain_samples_per_s": plain_rate,
-                          "package_samples_per_s": rates, "ratio": ratios, "goal": GOAL}), flush=True)
+                          "package_samples_per_s": rates, "ratio": ratios, "ratio_runs": ratios_seen, "goal": GOAL}), flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from lightning_gan.data.folder import IMAGE_EXTENSIONS, ImageFolderDataModule
 from lightning_gan.data.mnist import CIFAR10DataModule, DataNotAvailableError, FashionMNISTDataModule, MNISTDataModule
 from lightning_gan.data.resumable import ResumableDataLoader, SeededShuffling, resumable_loader
 from lightning_gan.data.sharding import FixedOrderShards, shard_bounds
+from lightning_gan.data.stacked_mnist import STACKED_MNIST_MODES, StackedMNISTDataModule, stack_digits
 from lightning_gan.data.tensors import (
     BatchedTensorDataset,
     TensorDataModule,
@@ -17,6 +18,9 @@ __all__ = [
     "MNISTDataModule",
     "FashionMNISTDataModule",
     "CIFAR10DataModule",
+    "StackedMNISTDataModule",
+    "STACKED_MNIST_MODES",
+    "stack_digits",
     "DataNotAvailableError",
     "ImageFolderDataModule",
     "IMAGE_EXTENSIONS",

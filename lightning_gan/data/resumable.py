@@ -156,9 +156,18 @@ class SeededShuffling:
         return seed
 
     def training_loader(self, dataset: Dataset, batch_size: int, drop_last: bool, **kwargs: Any) -> ResumableDataLoader:
-        """:func:`resumable_loader` over ``dataset``, sharded over the processes of the attached trainer."""
+        """:func:`resumable_loader` over ``dataset``, sharded over the processes of the attached trainer.
+
+        ``batch_size`` is the number of real samples one network update sees. A module that trains on
+        several micro-batches per loader batch (a :class:`~lightning_gan.GAN` with ``steps_per_batch`` or
+        fresh critic data) says how many in ``micro_batches_per_batch``, and the loader's batch holds that
+        many, so ``MNISTDataModule(batch_size=64)`` with ``WGANGP()`` trains every critic step on 64 fresh
+        samples, as the paper does.
+        """
         trainer = getattr(self, "trainer", None)
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+        batch_size *= int(getattr(module, "micro_batches_per_batch", 1))
         return resumable_loader(dataset, batch_size, self.shuffle_seed(), drop_last, replicas, rank, **kwargs)
 
     def state_dict(self) -> dict[str, Any]:

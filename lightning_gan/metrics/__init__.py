@@ -17,6 +17,7 @@ from lightning_gan.metrics.kid import KernelInceptionDistance
 from lightning_gan.metrics.parzen import ParzenLogLikelihood, default_sigmas, parzen_log_likelihood
 from lightning_gan.metrics.precision_recall import PrecisionRecall
 from lightning_gan.metrics.small import SmallFeatureExtractor
+from lightning_gan.metrics.stacked_mnist import StackedMNISTModes, stacked_mnist_modes, train_digit_classifier
 from lightning_gan.metrics.toy import LogProbOfSamples, ModeCoverage
 
 __all__ = [
@@ -30,6 +31,9 @@ __all__ = [
     "default_sigmas",
     "LogProbOfSamples",
     "ModeCoverage",
+    "StackedMNISTModes",
+    "stacked_mnist_modes",
+    "train_digit_classifier",
     "KernelInceptionDistance",
     "InceptionScore",
     "PrecisionRecall",

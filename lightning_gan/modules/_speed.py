@@ -1,8 +1,10 @@
-"""The GAN module's speed options: several generator steps per loader batch, and compiled steps."""
+"""How the GAN module cuts loader batches into steps (steps per batch, fresh critic data) and compiles them."""
 
 from __future__ import annotations
 
 from typing import Any, Optional
+
+import math
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -44,3 +46,19 @@ def _compile_options_from(value: Any) -> Optional[dict[str, Any]]:
         f"`compile` must be True, False or a dict of torch.compile arguments ({', '.join(_COMPILE_ARGUMENTS)}), "
         f"got {value!r}."
     )
+
+
+def _epoch_summary(trainer: pl.Trainer, steps_per_batch: int, n_critic: int, critic_data: str) -> Optional[str]:
+    """One line saying how a loader batch becomes steps, when it is not one batch per step; else ``None``."""
+    per_step = n_critic if critic_data == "fresh" else 1
+    parts = steps_per_batch * per_step
+    if parts == 1:
+        return None
+    how = f"{steps_per_batch} generator step(s)"
+    if per_step > 1:
+        how += f", each after n_critic={n_critic} critic steps on {per_step} fresh real micro-batches (critic_data='fresh')"
+    line = f"Each loader batch is {parts} micro-batches: {how}."
+    batches = trainer.num_training_batches
+    if isinstance(batches, int) or (isinstance(batches, float) and math.isfinite(batches)):
+        line += f" An epoch of {int(batches)} batches is {int(batches) * steps_per_batch} generator steps."
+    return line

@@ -49,7 +49,7 @@ class ConditionalGAN(GAN):
         generator_hidden: Hidden widths of the MLP generator.
         discriminator_hidden: Hidden widths of the MLP discriminator.
         output_activation: The MLP generator's output: ``"tanh"``, ``"sigmoid"`` or ``"identity"``.
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile: As in
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data: As in
             :class:`~lightning_gan.GAN`.
 
     Raises:
@@ -90,6 +90,7 @@ class ConditionalGAN(GAN):
         gradient_clip_algorithm: str = "norm",
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
+        critic_data: str = "fresh",
     ) -> None:
         if architecture not in _ARCHITECTURES:
             raise ValueError(f"`architecture` must be one of {_ARCHITECTURES}, got {architecture!r}.")

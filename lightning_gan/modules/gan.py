@@ -8,9 +8,9 @@ from typing import Any, Optional, Union
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.core.optimizer import LightningOptimizer, do_nothing_closure
+from pytorch_lightning.core.optimizer import LightningOptimizer
 from pytorch_lightning.strategies import DDPStrategy
-from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from typing_extensions import override
@@ -19,13 +19,14 @@ from lightning_gan import losses
 from lightning_gan.data.batches import samples_of
 from lightning_gan.ema import ExponentialMovingAverage
 from lightning_gan.modules._checkpoint_files import check_checkpoint_files
+from lightning_gan.modules._hooks import StepHooks
 from lightning_gan.modules._hyperparameters import (
     _discriminator_outputs,
     _keep_reconstruction_hyperparameters,
     _outermost_init_keys,
 )
 from lightning_gan.modules._random import StepRandomness, gathered_states, restore_for_rank, run_seed
-from lightning_gan.modules._speed import _check_step_counts, _compile_options_from
+from lightning_gan.modules._speed import _check_step_counts, _compile_options_from, _epoch_summary
 from lightning_gan.modules._support import (
     _BatchChecks,
     _is_number,
@@ -37,7 +38,11 @@ from lightning_gan.modules._support import (
 )
 from lightning_gan.strategies import GANDDPStrategy
 
-__all__ = ["GAN"]
+__all__ = ["GAN", "CRITIC_DATA"]
+
+#: What each of a generator step's ``n_critic`` discriminator steps trains on: ``"fresh"``, its own real
+#: micro-batch (Algorithm 1 of WGAN-GP, SNGAN's ``n_dis``); ``"reused"``, the same real micro-batch each time.
+CRITIC_DATA = ("fresh", "reused")
 
 
 
@@ -55,8 +60,8 @@ class GAN(_BatchChecks, pl.LightningModule):
 
     **Several steps per batch.** Lightning spends about a millisecond of Python around every batch (hooks,
     progress tracking, logging bookkeeping), which is a fifth of a small GAN's step on a CPU. With
-    ``steps_per_batch=k`` the loader's batch holds ``k`` micro-batches of ``batch_size / k`` samples, and
-    the module trains on them one after the other: ``n_critic`` discriminator steps and one generator
+    ``steps_per_batch=k`` the loader's batch holds ``k`` micro-batches (the package's data modules serve
+    ``k`` times their ``batch_size``, see :attr:`micro_batches_per_batch`), and the module trains on them one after the other: ``n_critic`` discriminator steps and one generator
     step (and the moving average, and step-interval LR schedulers) per micro-batch, so every real sample
     is used in exactly one step, as with ``k = 1`` and a loader ``k`` times smaller. Counts stay in
     generator steps: ``trainer.global_step`` advances by ``k`` per batch, and the step on the loggers'
@@ -64,6 +69,13 @@ class GAN(_BatchChecks, pl.LightningModule):
     ``log_every_n_steps`` and every ``ModelCheckpoint(every_n_train_steps=...)`` must be multiples of ``k``
     (refused at the start of ``fit`` otherwise); ``val_check_interval`` and ``limit_train_batches`` keep
     counting loader batches, as in Lightning.
+
+    **Fresh real data per critic step.** With ``critic_data="fresh"`` (the presets' default) each of the
+    ``n_critic`` discriminator steps of a generator step trains on its own real micro-batch, as in
+    Algorithm 1 of WGAN-GP (Gulrajani et al. 2017) and SNGAN's ``n_dis`` loop: the loader's batch then
+    holds ``steps_per_batch x n_critic`` micro-batches, and one epoch is ``n_critic`` times fewer
+    generator steps than with ``"reused"``, where every critic step of a generator step sees the same
+    real micro-batch (the base class's default, for compatibility). With ``n_critic=1`` both are the same.
 
     **Compiled step.** With ``compile`` set, the discriminator step's generator and discriminator passes
     and :meth:`discriminator_loss`, and the generator step's passes and :meth:`generator_loss`, run as
@@ -113,7 +125,12 @@ class GAN(_BatchChecks, pl.LightningModule):
             (the default): ``"probabilities"`` for a discriminator ending in ``nn.Sigmoid``, else
             ``"logits"`` for the minimax and non-saturating losses and ``"scores"`` for the others.
         steps_per_batch: Generator steps per batch of the loader, each on its own slice of the batch (see
-            *Several steps per batch* above). The loader's batch size must be a multiple of it.
+            *Several steps per batch* above). The package's data modules serve batches of
+            :attr:`micro_batches_per_batch` times their ``batch_size``; a plain loader's batch size must
+            be a multiple of it.
+        critic_data: ``"fresh"`` (each discriminator step of a generator step on its own real micro-batch;
+            the loader's batch holds ``steps_per_batch * n_critic`` micro-batches) or ``"reused"``
+            (all ``n_critic`` of them on the same one); see *Fresh real data per critic step* above.
         compile: ``True`` or a dict of ``torch.compile`` arguments (``{"mode": "reduce-overhead"}`` for CUDA
             graphs) to compile each step's forward passes and loss, and so their backward (see *Compiled
             step* above); ``False`` (the default) runs eagerly.
@@ -150,6 +167,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         discriminator_outputs: Optional[str] = None,
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
+        critic_data: str = "reused",
     ) -> None:
         super().__init__()
         _validate_arguments(
@@ -169,6 +187,8 @@ class GAN(_BatchChecks, pl.LightningModule):
         )
         if isinstance(steps_per_batch, bool) or not isinstance(steps_per_batch, int) or steps_per_batch < 1:
             raise ValueError(f"`steps_per_batch` must be an integer >= 1, got {steps_per_batch!r}.")
+        if critic_data not in CRITIC_DATA:
+            raise ValueError(f"`critic_data` must be one of {', '.join(map(repr, CRITIC_DATA))}, got {critic_data!r}.")
         self._compile_options = _compile_options_from(compile)
         self.adversarial_loss = losses.get_loss(loss)
         self._outputs_through_sigmoid = _discriminator_outputs(discriminator, discriminator_outputs, self.adversarial_loss) == "logits"
@@ -187,6 +207,8 @@ class GAN(_BatchChecks, pl.LightningModule):
         self._data_range_checked = False
         self._num_classes: Optional[int] = num_classes  # read several times a step; hparams lookups cost more
         self._steps_per_batch = steps_per_batch
+        # Real micro-batches per generator step: one per critic step when fresh, one shared otherwise.
+        self._real_parts_per_step = n_critic if critic_data == "fresh" else 1
         self._compiled: dict[str, Any] = {}  # torch.compile-d step functions, made at their first use
         self._log_this_step = True
         self._rng_states_to_restore: Optional[dict[str, Any]] = None
@@ -195,11 +217,12 @@ class GAN(_BatchChecks, pl.LightningModule):
         self._step_stream_to_restore: Optional[dict[str, Any]] = None
         #: The last training step's losses and summaries (detached tensors, no host sync), for callbacks.
         self.last_step_metrics: dict[str, Tensor] = {}
+        self._step_hooks: Optional[StepHooks] = None
 
     @override
     def __getstate__(self) -> dict[str, Any]:
         # Compiled functions are bound to this module and do not pickle; a copy compiles its own.
-        return {**super().__getstate__(), "_compiled": {}}
+        return {**super().__getstate__(), "_compiled": {}, "_step_hooks": None}
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -231,6 +254,16 @@ class GAN(_BatchChecks, pl.LightningModule):
         if self.num_classes is None:
             raise ValueError(f"{type(self).__name__} is unconditional (num_classes=None): it has no labels to draw.")
         return torch.randint(self.num_classes, (n,), device=self.device)
+
+    @property
+    def micro_batches_per_batch(self) -> int:
+        """Micro-batches in one loader batch: ``steps_per_batch``, times ``n_critic`` with fresh critic data.
+
+        The package's data modules read it and serve loader batches of this many times their ``batch_size``,
+        so their ``batch_size`` is the number of real samples one network update sees; a plain
+        ``DataLoader`` must be given that multiple itself.
+        """
+        return self._steps_per_batch * self._real_parts_per_step
 
     @property
     def num_classes(self) -> Optional[int]:
@@ -382,11 +415,15 @@ class GAN(_BatchChecks, pl.LightningModule):
     def _train_on_batch(self, batch: Any, batch_idx: int) -> None:
         real = self.real_from_batch(batch)
         labels = self._checked_labels(batch, real.shape[0], batch_idx)
-        steps = self._steps_per_batch
-        if real.shape[0] % steps:
+        steps, per_step = self._steps_per_batch, self._real_parts_per_step
+        parts = steps * per_step
+        if real.shape[0] % parts:
             raise ValueError(
-                f"Batch {batch_idx} holds {real.shape[0]} samples, which `steps_per_batch={steps}` cannot split into "
-                f"equal micro-batches; give the loader a batch size that is a multiple of {steps} (and drop_last=True)."
+                f"Batch {batch_idx} holds {real.shape[0]} samples, which cannot be split into {parts} equal micro-batches "
+                f"(steps_per_batch={steps} x {per_step} real micro-batch(es) per generator step, "
+                f"critic_data={self.hparams.critic_data!r}, n_critic={self.hparams.n_critic}); give the loader a batch size "
+                f"that is a multiple of {parts} (and drop_last=True). The package's data modules do so by themselves: "
+                "their batch_size is the micro-batch's."
             )
         opt_g, opt_d = self.optimizers()
         if steps > 1:
@@ -398,17 +435,19 @@ class GAN(_BatchChecks, pl.LightningModule):
         self._check_real(real, batch_idx)
         if log_this_batch:
             self._raise_on_bad_batches()
-        micro = real.shape[0] // steps
+        micro = real.shape[0] // parts
         metrics: dict[str, Tensor] = {}
         for index in range(steps):
-            part = slice(index * micro, (index + 1) * micro)
-            # Labels are passed only to conditional GANs, so overrides written with the unconditional
-            # signatures, `discriminator_step(real, optimizer)` and `generator_step(batch_size, optimizer)`, work.
-            label_args = () if labels is None else (labels[part],)
-            real_part = real[part] if steps > 1 else real
             self._log_this_step = log_this_batch and index == steps - 1  # Lightning writes the batch's last values
-            for _ in range(self.hparams.n_critic):
-                metrics = self.discriminator_step(real_part, opt_d, *label_args)
+            for critic_step in range(self.hparams.n_critic):
+                first = (index * per_step + min(critic_step, per_step - 1)) * micro
+                part = slice(first, first + micro)
+                # Labels are passed only to conditional GANs, so overrides written with the unconditional
+                # signatures, `discriminator_step(real, optimizer)` and `generator_step(batch_size, optimizer)`, work.
+                label_args = () if labels is None else (labels[part],)
+                metrics = self.discriminator_step(real[part] if parts > 1 else real, opt_d, *label_args)
+            # The generator step draws its own latents; a conditional one generates for the classes of the
+            # step's last real micro-batch, so its labels follow the data's class frequencies.
             metrics.update(self.generator_step(micro, opt_g, *label_args))
             if self.generator_ema is not None:
                 self.generator_ema.update(self.generator)
@@ -458,9 +497,10 @@ class GAN(_BatchChecks, pl.LightningModule):
         """One discriminator update on ``real`` and as many fresh generated samples; returns what to log.
 
         In a conditional GAN, ``labels`` are the classes of ``real``, and the fakes are generated for
-        the same classes. The step is taken through the strategy directly rather than
-        ``optimizer.step()`` so that it does not advance ``trainer.global_step``, which counts generator
-        steps (see the class docstring).
+        the same classes. The step is taken without ``optimizer.step()``'s step count, so that it does
+        not advance ``trainer.global_step``, which counts generator steps (see the class docstring); the
+        hooks around it (``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``)
+        are called as Lightning calls them.
         """
         self.toggle_optimizer(optimizer)
         z = self.sample_latent(real.shape[0])
@@ -480,10 +520,11 @@ class GAN(_BatchChecks, pl.LightningModule):
         for name, value in penalties.items():
             total = total + self.penalty_weight(name) * value
         optimizer.zero_grad(set_to_none=True)
+        hooks = self._hooks()
         with self._overlapped_backward(optimizer):
-            self.manual_backward(total)
+            hooks.backward(self, total)
         self._prepare_gradients(optimizer)
-        self.trainer.strategy.optimizer_step(optimizer.optimizer, do_nothing_closure, self)
+        hooks.step(self, optimizer, counts=False)
         self.untoggle_optimizer(optimizer)
         metrics = {"loss_d": loss.detach(), **{k: v.detach() for k, v in penalties.items()}}
         if self._log_this_step:  # the summaries cost kernels; skip them on steps nobody reads
@@ -501,10 +542,11 @@ class GAN(_BatchChecks, pl.LightningModule):
         self.toggle_optimizer(optimizer)
         loss = self._step_function("_generator_outputs")(self.sample_latent(batch_size), labels)
         optimizer.zero_grad(set_to_none=True)
+        hooks = self._hooks()
         with self._overlapped_backward(optimizer):
-            self.manual_backward(loss)
+            hooks.backward(self, loss)
         self._prepare_gradients(optimizer)
-        optimizer.step()
+        hooks.step(self, optimizer, counts=True)
         self.untoggle_optimizer(optimizer)
         return {"loss_g": loss.detach()}
 
@@ -635,6 +677,9 @@ class GAN(_BatchChecks, pl.LightningModule):
 
     @override
     def on_train_start(self) -> None:
+        summary = _epoch_summary(self.trainer, self._steps_per_batch, self.hparams.n_critic, self.hparams.critic_data)
+        if summary:
+            rank_zero_info(summary)
         states, self._rng_states_to_restore = self._rng_states_to_restore, None
         if states is None:
             return
@@ -655,6 +700,13 @@ class GAN(_BatchChecks, pl.LightningModule):
     def _run(self, net: nn.Module, x: Tensor, labels: Optional[Tensor]) -> Tensor:
         # The one place that knows how conditional nets are called.
         return net(x) if self.num_classes is None else net(x, labels)
+
+    def _hooks(self) -> StepHooks:
+        # Lightning's backward and step hooks, called directly where that is equivalent (see _hooks.py).
+        hooks = self._step_hooks
+        if hooks is None or hooks.trainer is not self.trainer:
+            hooks = self._step_hooks = StepHooks(self.trainer, self)
+        return hooks
 
     def _overlapped_backward(self, optimizer: LightningOptimizer) -> Any:
         # Under gan_ddp(overlap_communication=True) the averaging starts during the backward.

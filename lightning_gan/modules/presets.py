@@ -39,6 +39,7 @@ _TRAINING_OPTIONS = (
     "gradient_clip_algorithm",
     "steps_per_batch",
     "compile",
+    "critic_data",
 )
 
 
@@ -69,7 +70,7 @@ class VanillaGAN(GAN):
         maxout_pieces: Pieces per maxout unit; 1 uses LeakyReLU instead.
         dropout: Dropout probability of the discriminator's input and hidden layers.
         output_activation: ``"tanh"`` (data in [-1, 1]), ``"sigmoid"`` or ``"identity"``.
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile: As in
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data: As in
             :class:`~lightning_gan.GAN`.
 
     Example:
@@ -100,6 +101,7 @@ class VanillaGAN(GAN):
         gradient_clip_algorithm: str = "norm",
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
+        critic_data: str = "fresh",
     ) -> None:
         super().__init__(
             generator=MLPGenerator(latent_dim, image_shape, generator_hidden, output_activation),
@@ -115,7 +117,7 @@ class DCGAN(GAN):
         image_shape: ``(channels, size, size)`` with size 28, 32 or 64.
         latent_dim: Size of the latent vector.
         features: Base width of both networks (DCGAN's ``ngf`` / ``ndf``).
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile: As in
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data: As in
             :class:`~lightning_gan.GAN`; the defaults are DCGAN's (Adam, lr 2e-4, betas (0.5, 0.999)).
 
     Example:
@@ -141,6 +143,7 @@ class DCGAN(GAN):
         gradient_clip_algorithm: str = "norm",
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
+        critic_data: str = "fresh",
     ) -> None:
         channels, size = _square_image(image_shape)
         super().__init__(
@@ -162,7 +165,7 @@ class WGANGP(GAN):
         latent_dim: Size of the latent vector.
         features: Base width of both networks.
         critic_normalization: ``"layer"`` or ``"none"`` (``"batch"`` is refused: it breaks the penalty).
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile: As in
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data: As in
             :class:`~lightning_gan.GAN`.
 
     Example:
@@ -189,6 +192,7 @@ class WGANGP(GAN):
         gradient_clip_algorithm: str = "norm",
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
+        critic_data: str = "fresh",
     ) -> None:
         if critic_normalization not in ("layer", "none"):
             raise ValueError(
@@ -222,7 +226,7 @@ class SNGAN(GAN):
         generator_features: Channels of the generator's residual blocks.
         discriminator_features: Channels of the discriminator's residual blocks.
         num_classes: Number of classes for the conditional model; ``None`` for an unconditional one.
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile: As in
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data: As in
             :class:`~lightning_gan.GAN`.
 
     Example:
@@ -252,6 +256,7 @@ class SNGAN(GAN):
         gradient_clip_algorithm: str = "norm",
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
+        critic_data: str = "fresh",
     ) -> None:
         channels, size = _square_image(image_shape)
         super().__init__(

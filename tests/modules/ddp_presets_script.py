@@ -20,6 +20,15 @@ def main(out_path: str, model: str, steps: int) -> None:
 
     from lightning_gan import SNGAN, ConditionalGAN
 
+    class RecordingSNGAN(SNGAN):
+        """Records which real samples (by their first pixel, unique in random data) each critic step sees."""
+
+        seen: list = []
+
+        def discriminator_step(self, real, optimizer, labels=None):
+            self.seen.append(real[:, 0, 0, 0].tolist())
+            return super().discriminator_step(real, optimizer)
+
     class Report(pl.Callback):
         def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             pl_module.discriminator.eval()  # reading an SN weight in training mode would run a power iteration
@@ -33,6 +42,7 @@ def main(out_path: str, model: str, steps: int) -> None:
                 "global_step": trainer.global_step,
                 "digests": _digests(pl_module),
                 "sigmas": sigmas,
+                "critic_batches": getattr(pl_module, "seen", []),
             }
             gathered: list = [None] * trainer.world_size
             dist.all_gather_object(gathered, report)
@@ -42,14 +52,14 @@ def main(out_path: str, model: str, steps: int) -> None:
 
     # Different seeds per rank on purpose: equal final weights need the strategy's broadcast and averaging.
     torch.manual_seed(99 + int(os.environ.get("LOCAL_RANK", "0")))
-    if model == "sngan":
-        images = torch.rand(64, 3, 32, 32) * 2 - 1
-        gan = SNGAN(image_shape=(3, 32, 32), latent_dim=16, generator_features=8, discriminator_features=8,
+    if model == "sngan":  # n_critic=5 on fresh micro-batches: each rank's batch of 10 is 5 micro-batches of 2
+        images, batch_size = torch.rand(80, 3, 32, 32) * 2 - 1, 10
+        gan = RecordingSNGAN(image_shape=(3, 32, 32), latent_dim=16, generator_features=8, discriminator_features=8,
                     ema_decay=0.9)
     else:
-        images = torch.rand(64, 1, 28, 28) * 2 - 1
+        images, batch_size = torch.rand(64, 1, 28, 28) * 2 - 1, 8
         gan = ConditionalGAN(num_classes=4, image_shape=(1, 28, 28), latent_dim=8, features=4, ema_decay=0.9)
-    labels = torch.arange(64) % 4
+    labels = torch.arange(len(images)) % 4
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=2,
@@ -61,7 +71,7 @@ def main(out_path: str, model: str, steps: int) -> None:
         enable_model_summary=False,
         callbacks=[Report()],
     )
-    trainer.fit(gan, DataLoader(TensorDataset(images, labels), batch_size=8, shuffle=True))
+    trainer.fit(gan, DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=True))
     # Gloo threads alive at interpreter shutdown can abort the process; tear the group down first.
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -81,7 +81,7 @@ def test_minimax_discriminator_step_recovers_the_optimal_discriminator():
 def test_n_critic_discriminator_steps_per_generator_step_and_global_step_counts_generator_steps(n_critic):
     counter = OptimizerStepCounter()
     trainer = cpu_trainer(max_steps=7, callbacks=[counter])
-    trainer.fit(small_toy_gan(n_critic=n_critic), batch_loader(torch.randn(512, 2), batch_size=64))
+    trainer.fit(small_toy_gan(n_critic=n_critic), batch_loader(torch.randn(576, 2), batch_size=64 * n_critic))  # fresh critic data
     assert counter.steps == {"generator": 7, "discriminator": 7 * n_critic}
     assert trainer.global_step == 7
 

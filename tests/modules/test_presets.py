@@ -32,7 +32,7 @@ def test_wgangp_defaults_follow_the_paper_and_its_critic_has_no_batch_norm():
 def test_wgangp_trains_and_logs_the_gradient_penalty():
     trainer = cpu_trainer(max_steps=2)
     gan = WGANGP(image_shape=(1, 28, 28), latent_dim=8, features=4)
-    trainer.fit(gan, batch_loader(torch.rand(64, 1, 28, 28) * 2 - 1, batch_size=16))
+    trainer.fit(gan, batch_loader(torch.rand(40, 1, 28, 28) * 2 - 1, batch_size=20))  # n_critic=5 fresh micro-batches of 4
     assert torch.isfinite(trainer.logged_metrics["train/gp"]) and trainer.logged_metrics["train/gp"] >= 0
 
 
@@ -58,7 +58,7 @@ def test_checkpoint_loads_from_the_path_alone(tmp_path, preset):
     gan = preset(**kwargs)
     checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
     cpu_trainer(max_steps=2, enable_checkpointing=True, callbacks=[checkpoint], default_root_dir=tmp_path).fit(
-        gan, batch_loader(torch.rand(32, 1, 28, 28) * 2 - 1, batch_size=8)
+        gan, batch_loader(torch.rand(40, 1, 28, 28) * 2 - 1, batch_size=10)  # WGANGP: 5 critic micro-batches of 2
     )
     restored = preset.load_from_checkpoint(checkpoint.last_model_path)
     assert restored.hparams == gan.hparams

@@ -52,10 +52,10 @@ def test_defaults_are_the_papers_resnet_settings():
 def test_spectral_norm_keeps_every_discriminator_weight_at_unit_norm_during_training(num_classes):
     # The acceptance test: after training steps, sigma_max of each normalised weight is within 5% of 1.
     gan = tiny_sngan(num_classes=num_classes)
-    images, labels = torch.rand(64, 3, 32, 32) * 2 - 1, torch.arange(64) % 4
+    images, labels = torch.rand(60, 3, 32, 32) * 2 - 1, torch.arange(60) % 4
     raw = {n: float(torch.linalg.matrix_norm(m.parametrizations.weight.original.detach().flatten(1), ord=2))
            for n, m in gan.discriminator.named_modules() if parametrize.is_parametrized(m, "weight")}
-    cpu_trainer(max_steps=6).fit(gan, batch_loader(images, labels, batch_size=16))
+    cpu_trainer(max_steps=6).fit(gan, batch_loader(images, labels, batch_size=20))  # 5 fresh critic micro-batches of 4
     sigmas = normalised_weight_sigmas(gan.discriminator)
     # Every conv and linear, and the projection embedding when conditional.
     expected_layers = 3 + 3 + 2 * 2 + 1 + (1 if num_classes else 0)  # blocks (with 1x1 shortcuts), linear
@@ -90,3 +90,10 @@ def test_sngan_trains_under_cpu_ddp_and_ranks_hold_identical_weights(tmp_path):
     assert all(r["global_step"] == 4 for r in ranks)
     assert ranks[0]["digests"] == ranks[1]["digests"]
     assert len(ranks[0]["sigmas"]) == 11 and all(s == pytest.approx(1.0, rel=0.05) for s in ranks[0]["sigmas"])
+    # Fresh real data per critic step (SNGAN's n_dis loop), under DDP: the 5 critic steps of each generator
+    # step see 5 disjoint micro-batches of 2 on each rank, and the two ranks see disjoint shards.
+    for step in range(4):
+        batches = [batch for rank in ranks for batch in rank["critic_batches"][5 * step:5 * step + 5]]
+        assert len(batches) == 10 and all(len(batch) == 2 for batch in batches)
+        samples = [value for batch in batches for value in batch]
+        assert len(set(samples)) == 20, f"generator step {step}: a real sample was seen by two critic steps"

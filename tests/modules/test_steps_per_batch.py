@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import cpu_trainer
+from conftest import batch_loader, cpu_trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
@@ -30,7 +30,7 @@ def train(steps_per_batch: int, max_steps: int, log_dir: Path, gan: VanillaGAN |
           **trainer_options):
     pl.seed_everything(0, verbose=False)
     gan = gan if gan is not None else toy(steps_per_batch=steps_per_batch)
-    data = TensorDataModule(DATA, batch_size=MICRO_BATCH * steps_per_batch)
+    data = TensorDataModule(DATA, batch_size=MICRO_BATCH)  # per critic step; the loader's batch is k x n_critic of them
     options = dict(max_steps=max_steps, logger=CSVLogger(log_dir, name="", version=""), log_every_n_steps=4)
     options.update(trainer_options)
     trainer = cpu_trainer(**options)
@@ -56,7 +56,8 @@ def test_k_steps_per_batch_train_exactly_as_k_batches_and_count_and_log_generato
     assert [r["train/loss_g"] for r in rows_four] == [r["train/loss_g"] for r in rows_one]
 
 
-def test_every_real_sample_trains_exactly_one_generator_step(tmp_path):
+@pytest.mark.parametrize("critic_data", ["fresh", "reused"])
+def test_every_real_sample_trains_exactly_one_generator_step(tmp_path, critic_data):
     seen: list[torch.Tensor] = []
 
     class Recording(VanillaGAN):
@@ -65,12 +66,14 @@ def test_every_real_sample_trains_exactly_one_generator_step(tmp_path):
             return super().discriminator_step(real, optimizer, labels)
 
     gan = Recording(image_shape=(2,), latent_dim=2, generator_hidden=(8,), discriminator_hidden=(8,), maxout_pieces=1,
-                    dropout=0.0, output_activation="identity", n_critic=2, steps_per_batch=4)
-    train(4, 16, tmp_path, gan=gan, logger=False)
-    assert len(seen) == 16 * 2 and all(len(real) == MICRO_BATCH for real in seen)
-    # The n_critic critic steps of one generator step see its micro-batch; the next step the next one.
-    assert all(torch.equal(seen[2 * i], seen[2 * i + 1]) for i in range(16))
-    micro_batches = torch.cat(seen[::2])
+                    dropout=0.0, output_activation="identity", n_critic=2, steps_per_batch=4, critic_data=critic_data)
+    steps = 8 if critic_data == "fresh" else 16  # one epoch of the 256 samples: 2 or 1 micro-batches of 16 per step
+    train(4, steps, tmp_path, gan=gan, logger=False)
+    assert len(seen) == steps * 2 and all(len(real) == MICRO_BATCH for real in seen)
+    if critic_data == "reused":  # the n_critic critic steps of one generator step see its one micro-batch
+        assert all(torch.equal(seen[2 * i], seen[2 * i + 1]) for i in range(steps))
+        seen = seen[::2]
+    micro_batches = torch.cat(seen)
     assert len(torch.unique(micro_batches, dim=0)) == len(micro_batches) == 256  # one epoch, no sample twice
     assert torch.equal(micro_batches.sort(dim=0).values, DATA.sort(dim=0).values)
 
@@ -104,9 +107,10 @@ def test_step_counts_that_fall_inside_a_batch_are_refused_before_training(tmp_pa
 
 def test_a_batch_that_does_not_split_into_micro_batches_is_refused(tmp_path):
     gan = toy(steps_per_batch=3)
-    data = TensorDataModule(DATA, batch_size=16)
-    with pytest.raises(ValueError, match=r"Batch 0 holds 16 samples, which `steps_per_batch=3` cannot split"):
-        cpu_trainer(max_steps=3, log_every_n_steps=3).fit(gan, datamodule=data)
+    data = batch_loader(DATA, batch_size=16)  # a plain loader: its batch size is the loader's
+    with pytest.raises(ValueError, match=r"Batch 0 holds 16 samples, which cannot be split into 6 equal micro-batches "
+                                         r"\(steps_per_batch=3 x 2 real micro-batch\(es\) per generator step"):
+        cpu_trainer(max_steps=3, log_every_n_steps=3).fit(gan, data)
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])

@@ -45,13 +45,14 @@ def _model(name: str):
     raise SystemExit(f"unknown model {name!r}")
 
 
-def _data(with_val: bool):
+def _data(with_val: bool, model: str):
     import torch
 
     from lightning_gan.data import TensorDataModule
 
     data = torch.Generator().manual_seed(123)  # the data are fixed whatever the run's seed
-    n = BATCHES_PER_EPOCH * BATCH_SIZE
+    # WGANGP's 5 critic steps each take their own micro-batch of BATCH_SIZE: its loader batches are 5 times larger.
+    n = BATCHES_PER_EPOCH * BATCH_SIZE * (5 if model == "wgangp" else 1)
     images = torch.rand(n, 1, 28, 28, generator=data) * 2 - 1
     labels = torch.randint(CLASSES, (n,), generator=data)
     held_out = torch.rand(BATCH_SIZE, 1, 28, 28, generator=data) * 2 - 1
@@ -101,12 +102,12 @@ def first(out: Path, stop: str, with_val: bool, model: str) -> None:
                                 save_top_k=-1, auto_insert_metric_name=False)
     run = _trainer(stop, 2, out, [at_epoch_end, mid_epoch])
     gan = _model(model)
-    run.fit(gan, datamodule=_data(with_val))
+    run.fit(gan, datamodule=_data(with_val, model))
     torch.save(_state(run, gan), out / "straight.pt")
 
     pl.seed_everything(0, verbose=False)
     run = _trainer(stop, 1, out)
-    run.fit(_model(model), datamodule=_data(with_val))
+    run.fit(_model(model), datamodule=_data(with_val, model))
     run.save_checkpoint(out / "stopped.ckpt")
 
 
@@ -118,7 +119,7 @@ def resume(out: Path, stop: str, with_val: bool, model: str) -> None:
         pl.seed_everything(99, verbose=False)  # not the first run's seed: the checkpoint must restore the streams
         run = _trainer(stop, 2, out / f"resumed-{name}")
         gan = _model(model)
-        run.fit(gan, datamodule=_data(with_val), ckpt_path=str(out / f"{name}.ckpt"))
+        run.fit(gan, datamodule=_data(with_val, model), ckpt_path=str(out / f"{name}.ckpt"))
         torch.save(_state(run, gan), out / f"resumed-{name}.pt")
 
 

@@ -34,7 +34,7 @@ def test_a_data_set_smaller_than_one_batch_is_refused_with_the_numbers():
 def test_resuming_with_other_hyperparameters_warns_naming_them(checkpoint):
     trainer = cpu_trainer(max_steps=3)
     with pytest.warns(UserWarning, match=r"other hyper-parameters \(lr_d: 0\.0002 -> 0\.001; n_critic: 1 -> 3\)"):
-        trainer.fit(toy_gan(n_critic=3, lr_d=1e-3), batch_loader(torch.randn(64, 2), batch_size=32),
+        trainer.fit(toy_gan(n_critic=3, lr_d=1e-3), batch_loader(torch.randn(96, 2), batch_size=48),  # 3 critic micro-batches
                     ckpt_path=str(checkpoint))
     assert trainer.global_step == 3
 
