@@ -40,7 +40,57 @@ class DataNotAvailableError(RuntimeError):
     """The data set is not on disk and could not be downloaded; the message names the files and the folder."""
 
 
-class _InMemoryVisionDataModule(SeededShuffling, pl.LightningDataModule, ABC):
+class _InMemoryLoaders:
+    """The loaders of a data module holding uint8 ``(images, labels)`` per split in ``self._data``.
+
+    Needs ``batch_size``, ``num_workers``, ``val_size``, ``holdout`` and :class:`SeededShuffling`'s
+    ``training_loader``; serves [-1, 1] floats.
+    """
+
+    _data: dict[str, tuple[Tensor, Tensor]]
+    batch_size: int
+    num_workers: int
+    val_size: int
+    holdout: Optional[int]
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> Union[DataLoader, list]:
+        """The validation loader; an empty list when ``val_size=0`` (Lightning then skips validation)."""
+        if self.val_size == 0:
+            return []
+        return self._loader("val", shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> Union[DataLoader, list]:
+        """The test loader; an empty list when ``holdout=0``."""
+        if self.holdout == 0:
+            return []
+        return self._loader("test", shuffle=False, drop_last=False)
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
+        if split not in self._data:
+            raise RuntimeError(
+                f"The {split!r} split of {type(self).__name__} is not loaded: call `setup()` first "
+                "(the Trainer does so)."
+            )
+        if shuffle:  # the training loader: its order survives a resume (lightning_gan.data.resumable)
+            return self.training_loader(
+                BatchedTensorDataset(*self._data[split], transform=uint8_to_signed_unit),
+                self.batch_size,
+                drop_last,
+                collate_fn=collate_batch,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+            )
+        return tensor_loader(
+            self._data[split], self.batch_size, shuffle, drop_last, uint8_to_signed_unit, self.num_workers
+        )
+
+
+class _InMemoryVisionDataModule(_InMemoryLoaders, SeededShuffling, pl.LightningDataModule, ABC):
     """Shared logic of the data modules below; subclasses name the data set and how to read one split.
 
     Subclasses set ``dataset_name``, ``image_shape``, ``num_classes``, ``files`` (the file names of each
@@ -155,23 +205,6 @@ class _InMemoryVisionDataModule(SeededShuffling, pl.LightningDataModule, ABC):
             device = self.trainer.strategy.root_device
             self._data = {name: (x.to(device), y.to(device)) for name, (x, y) in self._data.items()}
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True, drop_last=True)
-
-    def val_dataloader(self) -> Union[DataLoader, list]:
-        """The validation loader; an empty list when ``val_size=0`` (Lightning then skips validation)."""
-        if self.val_size == 0:
-            return []
-        return self._loader("val", shuffle=False, drop_last=False)
-
-    def test_dataloader(self) -> Union[DataLoader, list]:
-        """The test loader; an empty list when ``holdout=0``."""
-        if self.holdout == 0:
-            return []
-        return self._loader("test", shuffle=False, drop_last=False)
-
-    # ------------------------------------------------------------------------------------------ internals
-
     def _sources_for(self, stage: Optional[str]) -> tuple[str, ...]:
         """The data set's own splits ("train"/"test") that must be read for ``stage``."""
         if self.holdout is not None:
@@ -209,25 +242,6 @@ class _InMemoryVisionDataModule(SeededShuffling, pl.LightningDataModule, ABC):
         else:
             self._data["test"] = (images, labels)
             self._indices["test"] = torch.arange(n)
-
-    def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
-        if split not in self._data:
-            raise RuntimeError(
-                f"The {split!r} split of {type(self).__name__} is not loaded: call `setup()` first "
-                "(the Trainer does so)."
-            )
-        if shuffle:  # the training loader: its order survives a resume (lightning_gan.data.resumable)
-            return self.training_loader(
-                BatchedTensorDataset(*self._data[split], transform=uint8_to_signed_unit),
-                self.batch_size,
-                drop_last,
-                collate_fn=collate_batch,
-                num_workers=self.num_workers,
-                persistent_workers=self.num_workers > 0,
-            )
-        return tensor_loader(
-            self._data[split], self.batch_size, shuffle, drop_last, uint8_to_signed_unit, self.num_workers
-        )
 
     @abstractmethod
     def _candidate_folders(self) -> list[Path]:

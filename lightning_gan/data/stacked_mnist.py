@@ -22,11 +22,9 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from lightning_gan.data.mnist import MNISTDataModule, _check_int
+from lightning_gan.data.mnist import MNISTDataModule, _check_int, _InMemoryLoaders
 from lightning_gan.data.resumable import SeededShuffling
-from lightning_gan.data.tensors import BatchedTensorDataset, collate_batch, tensor_loader, uint8_to_signed_unit
 
 __all__ = ["STACKED_MNIST_MODES", "StackedMNISTDataModule", "stack_digits"]
 
@@ -91,7 +89,7 @@ def stack_digits(
     return stacked, modes, positions
 
 
-class StackedMNISTDataModule(SeededShuffling, pl.LightningDataModule):
+class StackedMNISTDataModule(_InMemoryLoaders, SeededShuffling, pl.LightningDataModule):
     """Stacked MNIST (3 x 28 x 28 or 3 x 32 x 32, 1,000 modes) in memory; batches of images in ``[-1, 1]``.
 
     Each image stacks three MNIST digits, drawn independently and uniformly, as its R, G and B channels (the
@@ -232,42 +230,6 @@ class StackedMNISTDataModule(SeededShuffling, pl.LightningDataModule):
         if self.on_accelerator and self.trainer is not None:
             device = self.trainer.strategy.root_device
             self._data = {name: (x.to(device), y.to(device)) for name, (x, y) in self._data.items()}
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True, drop_last=True)
-
-    def val_dataloader(self) -> Union[DataLoader, list]:
-        """The validation loader; an empty list when ``val_size=0`` (Lightning then skips validation)."""
-        if self.val_size == 0:
-            return []
-        return self._loader("val", shuffle=False, drop_last=False)
-
-    def test_dataloader(self) -> Union[DataLoader, list]:
-        """The test loader; an empty list when ``holdout=0``."""
-        if self.holdout == 0:
-            return []
-        return self._loader("test", shuffle=False, drop_last=False)
-
-    # ------------------------------------------------------------------------------------------ internals
-
-    def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
-        if split not in self._data:
-            raise RuntimeError(
-                f"The {split!r} split of {type(self).__name__} is not loaded: call `setup()` first "
-                "(the Trainer does so)."
-            )
-        if shuffle:  # the training loader: its order survives a resume (lightning_gan.data.resumable)
-            return self.training_loader(
-                BatchedTensorDataset(*self._data[split], transform=uint8_to_signed_unit),
-                self.batch_size,
-                drop_last,
-                collate_fn=collate_batch,
-                num_workers=self.num_workers,
-                persistent_workers=self.num_workers > 0,
-            )
-        return tensor_loader(
-            self._data[split], self.batch_size, shuffle, drop_last, uint8_to_signed_unit, self.num_workers
-        )
 
 
 def _split_generator(seed: int, split: str) -> torch.Generator:
