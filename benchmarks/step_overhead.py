@@ -159,10 +159,14 @@ class Interleaved(pl.Callback):
         self._package_started = self._now()
         self.plain_times.append(self._package_started - now)
 
-    def ratio(self) -> tuple[float, float]:
-        """(plain seconds per step, package samples/s over plain samples/s), the first fifth (warm-up) left out."""
+    def ratio(self, warmup: int = 0) -> tuple[float, float]:
+        """(plain seconds per step, package samples/s over plain samples/s).
+
+        The first fifth of the intervals (warm-up), or the first ``warmup`` if more, are left out.
+        """
         n = len(self.package_times)
-        plain, package = self.plain_times[n // 5:n], self.package_times[n // 5:]
+        skip = max(n // 5, warmup)
+        plain, package = self.plain_times[skip:n], self.package_times[skip:]
         return sum(plain) / (len(plain) * self.steps_per_batch), sum(plain) / sum(package)
 
 
@@ -171,7 +175,10 @@ def measure(case: Case, options: dict, data: torch.Tensor, device: torch.device,
     """(plain seconds per step, package/plain throughput ratio) for one package configuration."""
     gan = case.build(**options)
     k = gan.hparams.steps_per_batch
-    batches = max(-(-case.steps // k), 6)
+    # A compiled module runs its first step eagerly and compiles in the next ones (recompiling once if a
+    # guard fails): leave 3 batches of warm-up out of its measurement, and measure as many after them.
+    compiled = bool(options.get("compile"))
+    batches = max(-(-case.steps // k), 6) + (3 if compiled else 0)
     timer = Interleaved(PlainLoop(case.build(), data, case.batch_size, device, autocast_dtype), k)
     trainer = pl.Trainer(
         accelerator=device.type, devices=1, max_steps=batches * k, precision=precision, log_every_n_steps=50 * k,
@@ -180,7 +187,7 @@ def measure(case: Case, options: dict, data: torch.Tensor, device: torch.device,
     )
     # The data module serves batches of gan.micro_batches_per_batch x batch_size.
     trainer.fit(gan, datamodule=TensorDataModule(data, batch_size=case.batch_size, on_accelerator=True))
-    return timer.ratio()
+    return timer.ratio(warmup=3 if compiled else 0)
 
 
 def main() -> None:
