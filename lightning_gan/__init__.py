@@ -2,6 +2,7 @@
 
 from lightning_gan import callbacks, data, losses, metrics, nets
 from lightning_gan.callbacks import (
+    AISLikelihoodCallback,
     DivergenceGuard,
     FIDCallback,
     GenerativeMetricsCallback,
@@ -28,6 +29,7 @@ __all__ = [
     "GenerativeMetricsCallback",
     "DivergenceGuard",
     "ParzenLikelihoodCallback",
+    "AISLikelihoodCallback",
     "ToyLikelihoodCallback",
     "ImageSampler",
     "LatentInterpolation",

@@ -1,4 +1,4 @@
-"""Score a checkpoint: ``python -m lightning_gan.evaluate CKPT --data CLASS [--data.ARG ...] --metrics fid,kid,is,pr,parzen``.
+"""Score a checkpoint: ``python -m lightning_gan.evaluate CKPT --data CLASS [--data.ARG ...] --metrics fid,kid,is,pr,parzen,ais``.
 
 Loads any checkpoint the package wrote (its class is recorded in it; ``--model`` names it for older
 ones), generates with the moving-average generator when there is one, computes the chosen metrics from
@@ -32,7 +32,8 @@ from pytorch_lightning.utilities import rank_zero_only
 __all__ = ["EvaluationError", "evaluate_checkpoint", "load_generator_checkpoint", "main"]
 
 PROG = "python -m lightning_gan.evaluate"
-_METRICS = ("fid", "kid", "is", "pr", "parzen")
+_METRICS = ("fid", "kid", "is", "pr", "parzen", "ais")
+_LIKELIHOODS = ("parzen", "ais")
 
 
 class EvaluationError(Exception):
@@ -97,6 +98,10 @@ def evaluate_checkpoint(
     is_splits: int = 10,
     pr_k: int = 3,
     parzen_samples: int = 10000,
+    ais_points: int = 100,
+    ais_steps: int = 1000,
+    ais_chains: int = 16,
+    ais_bdmc_points: int = 16,
     accelerator: str = "auto",
     devices: Any = "auto",
     progress: bool = True,
@@ -107,9 +112,12 @@ def evaluate_checkpoint(
     the callers need not write one. Arguments are those of
     :class:`~lightning_gan.callbacks.GenerativeMetricsCallback`; ``"parzen"`` in ``metrics`` adds the
     Parzen-window log-likelihood of the validation data (``parzen_samples`` centres, sigma chosen on
-    that data, in [0, 1]-pixel units).
+    that data, in [0, 1]-pixel units); ``"ais"`` the AIS log-likelihood of the first ``ais_points``
+    validation points (``ais_steps`` distributions, ``ais_chains`` chains, sigma chosen on those points, in
+    [0, 1]-pixel units) and the BDMC gap of that schedule on ``ais_bdmc_points`` simulated points.
     """
     from lightning_gan import __version__
+    from lightning_gan.callbacks.ais import AISLikelihoodCallback
     from lightning_gan.callbacks.generative_metrics import GenerativeMetricsCallback
     from lightning_gan.callbacks.likelihood import ParzenLikelihoodCallback
 
@@ -117,7 +125,7 @@ def evaluate_checkpoint(
     if unknown or not metrics:
         raise EvaluationError(f"--metrics takes names from {','.join(_METRICS)}, got {','.join(metrics) or 'nothing'}")
     module = load_generator_checkpoint(checkpoint, model)
-    image_metrics = tuple(m for m in metrics if m != "parzen")
+    image_metrics = tuple(m for m in metrics if m not in _LIKELIHOODS)
     callbacks: list[pl.Callback] = []
     scorer = None
     if image_metrics:
@@ -136,6 +144,12 @@ def evaluate_checkpoint(
     if "parzen" in metrics:
         parzen = ParzenLikelihoodCallback(num_samples=parzen_samples, batch_size=batch_size, value_range=value_range)
         callbacks.append(parzen)
+    ais = None
+    if "ais" in metrics:
+        ais = AISLikelihoodCallback(num_points=ais_points, num_steps=ais_steps, num_chains=ais_chains,
+                                    bdmc_points=ais_bdmc_points, batch_size=min(batch_size, 100),
+                                    value_range=value_range, seed=seed)
+        callbacks.append(ais)
     trainer = pl.Trainer(
         accelerator=accelerator,
         devices=devices,
@@ -186,6 +200,25 @@ def evaluate_checkpoint(
             "data": "validation split, sigma chosen on it",
             "units": "pixels in [0, 1]",
         }
+    if ais is not None and "val" in ais.results:
+        result = ais.results["val"]
+        values["ais_log_likelihood"] = float(result["best_log_likelihood"])
+        values["ais_stderr"] = float(result["best_stderr"])
+        values["ais_sigma"] = float(result["best_sigma"])
+        if "bdmc_gap" in result:
+            values["ais_bdmc_gap"] = float(result["bdmc_gap"])
+        protocol["ais"] = {
+            "num_points": int(result["num_points"]),
+            "num_steps": ais_steps,
+            "num_chains": ais_chains,
+            "leapfrog_steps": int(result["leapfrog_steps"]),
+            "schedule": "sigmoid, radius 4",
+            "sigmas": [float(s) for s in result["sigmas"]],
+            "acceptance_rate": float(result["acceptance_rate"][int(result["log_likelihood"].argmax())]),
+            "bdmc_points": ais_bdmc_points,
+            "data": "first points of the validation split in index order, sigma chosen on them",
+            "units": "nats, pixels in [0, 1]",
+        }
     return {"metrics": values, "protocol": protocol}
 
 
@@ -214,6 +247,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--is_splits", type=int, default=10)
     parser.add_argument("--pr_k", type=int, default=3)
     parser.add_argument("--parzen_samples", type=int, default=10000)
+    parser.add_argument("--ais_points", type=int, default=100, help="Validation points scored by AIS.")
+    parser.add_argument("--ais_steps", type=int, default=1000, help="AIS intermediate distributions.")
+    parser.add_argument("--ais_chains", type=int, default=16)
+    parser.add_argument("--ais_bdmc_points", type=int, default=16, help="Simulated points for the BDMC gap (0: none).")
     parser.add_argument("--accelerator", type=str, default="auto")
     parser.add_argument("--devices", type=str, default="auto")
     parser.add_argument("--out", type=Optional[str], default=None, help="JSON file (default: CKPT with .json).")
@@ -234,7 +271,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             real_images=config.real_images, feature_extractor=extractor, weights_path=config.weights_path,
             value_range=tuple(config.value_range), cache_dir=config.cache_dir, seed=config.seed,
             kid_subsets=config.kid_subsets, kid_subset_size=config.kid_subset_size, is_splits=config.is_splits,
-            pr_k=config.pr_k, parzen_samples=config.parzen_samples, accelerator=config.accelerator,
+            pr_k=config.pr_k, parzen_samples=config.parzen_samples, ais_points=config.ais_points,
+            ais_steps=config.ais_steps, ais_chains=config.ais_chains, ais_bdmc_points=config.ais_bdmc_points,
+            accelerator=config.accelerator,
             devices=_parse_devices(config.devices), progress=config.progress,
         )
     except EvaluationError as error:

@@ -42,12 +42,14 @@ def example_checkpoint(tmp_path_factory) -> Path:
 @needs_shared_mnist
 def test_the_evaluator_scores_an_example_checkpoint_and_writes_the_protocol(example_checkpoint, tmp_path):
     out = tmp_path / "scores.json"
-    run = evaluate([str(example_checkpoint), *DATA, *SMALL_EVAL, "--metrics", "fid,kid,is,pr,parzen", "--out", str(out)],
-                   tmp_path)
+    ais = ["--ais_points", "6", "--ais_steps", "4", "--ais_chains", "2", "--ais_bdmc_points", "2"]
+    run = evaluate([str(example_checkpoint), *DATA, *SMALL_EVAL, *ais, "--metrics", "fid,kid,is,pr,parzen,ais", "--out",
+                    str(out)], tmp_path)  # fmt: skip
     assert run.returncode == 0, explain(run)
     result = json.loads(out.read_text())
     metrics, protocol = result["metrics"], result["protocol"]
-    for name in ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "parzen_log_likelihood"):
+    for name in ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "parzen_log_likelihood",
+                 "ais_log_likelihood", "ais_bdmc_gap"):
         assert isinstance(metrics[name], float) and metrics[name] == metrics[name], name
     assert 0.0 <= metrics["precision"] <= 1.0 and 0.0 <= metrics["recall"] <= 1.0
     assert metrics["fid"] > 0 and metrics["is_mean"] >= 1.0
@@ -56,7 +58,9 @@ def test_the_evaluator_scores_an_example_checkpoint_and_writes_the_protocol(exam
     assert protocol["extractor"] == "small-random-conv" and len(protocol["weights_sha256"]) == 64
     assert protocol["package_version"] and protocol["global_step"] == 4
     assert protocol["parzen"]["units"] == "pixels in [0, 1]"
-    assert "fid:" in run.stdout
+    assert protocol["ais"]["num_points"] == 6 and protocol["ais"]["num_steps"] == 4 and protocol["ais"]["num_chains"] == 2
+    assert protocol["ais"]["sigmas"] and metrics["ais_sigma"] in protocol["ais"]["sigmas"]
+    assert "fid:" in run.stdout and "ais_log_likelihood:" in run.stdout
 
 
 def _one_line_error(run: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -1,10 +1,12 @@
 """torchmetrics ``Metric`` subclasses and their pure functional cores; they know nothing of Lightning modules.
 
-FID, Parzen and the toy metrics keep float64 sums with ``dist_reduce_fx="sum"``; KID, the Inception Score and
+FID, Parzen, AIS and the toy metrics keep float64 sums with ``dist_reduce_fx="sum"``; KID, the Inception Score and
 precision/recall need the features themselves and gather them in rank order (uneven or empty shards
 included). Under DDP every rank's samples count once, and the result equals the single-process one.
 """
 
+from lightning_gan.metrics.ais import AISLogLikelihood, bdmc
+from lightning_gan.metrics.annealing import ais_log_likelihood, reverse_ais_log_likelihood, sigmoid_schedule
 from lightning_gan.metrics.cache import CachedRealSet, RealStatisticsCache
 from lightning_gan.metrics.fid import (
     FrechetInceptionDistance,
@@ -21,6 +23,11 @@ from lightning_gan.metrics.stacked_mnist import StackedMNISTModes, stacked_mnist
 from lightning_gan.metrics.toy import LogProbOfSamples, ModeCoverage
 
 __all__ = [
+    "AISLogLikelihood",
+    "ais_log_likelihood",
+    "reverse_ais_log_likelihood",
+    "bdmc",
+    "sigmoid_schedule",
     "FrechetInceptionDistance",
     "InceptionFeatureExtractor",
     "InceptionWeightsNotFoundError",

@@ -39,8 +39,6 @@ __all__ = ["ParzenLogLikelihood", "default_sigmas", "parzen_log_likelihood"]
 # Centres per point and block whose distance the float32 path recomputes exactly (see below).
 _REFINED = 4
 
-_PER_SIGMA = ("log_likelihood", "stderr", "sigmas")
-
 SigmasLike = Union[Tensor, Sequence[float], float]
 ValueRange = tuple[float, float]
 
@@ -256,7 +254,80 @@ def parzen_log_likelihood(
     return out.to(x.device)
 
 
-class ParzenLogLikelihood(Metric):
+class _SigmaGridMetric(Metric):
+    """A metric whose state is per-point ``(count, mean, M2)`` moments for each value of a grid of sigmas.
+
+    Shared by the Parzen and AIS likelihoods: both score points for several widths and report the best.
+    """
+
+    _per_sigma = ("log_likelihood", "stderr", "sigmas")
+
+    def _add_moments(self, num_sigmas: int) -> None:
+        # Rows: count, mean, M2 (sum of squared deviations from the mean), per sigma. One packed state so
+        # a process's three numbers travel together to the merge, which needs all of them at once.
+        self.add_state("moments", torch.zeros(3, num_sigmas, dtype=torch.float64), dist_reduce_fx=_merge_moments)
+
+    def _add_points(self, ll: Tensor) -> None:
+        """Merges per-point values ``(N, n_sigma)`` into the moments state."""
+        ll = ll.to(device=self.moments.device, dtype=torch.float64)
+        # The batch's own mean and M2 (two passes, exact), merged into the running state like another process's.
+        batch_mean = ll.mean(dim=0)
+        batch = torch.stack([torch.full_like(batch_mean, ll.shape[0]), batch_mean, (ll - batch_mean).pow(2).sum(dim=0)])
+        # Out of place: the state may have been created under inference mode (a reset during Lightning's
+        # validation loop), and such tensors cannot be modified in place outside it.
+        self.moments = _merge_moments(torch.stack([self.moments, batch]))
+
+    @property
+    def count(self) -> Tensor:
+        """Data points seen (float64 scalar; summed over processes while synced)."""
+        return self.moments[0, 0]
+
+    def _best_of_grid(self, sigmas: Tensor, dim: int) -> dict[str, Tensor]:
+        """Per-sigma means and standard errors, the best sigma's values and bits per dim; warns at a grid edge."""
+        count = self.count
+        if count.item() == 0:
+            raise RuntimeError(f"{type(self).__name__} saw no samples: call `update(x)` before `compute()`.")
+        mean = self.moments[1]
+        # sqrt(M2 / N) / sqrt(N): the population std over the points, divided by sqrt(N).
+        stderr = self.moments[2].clamp(min=0.0).sqrt() / count
+        best = int(torch.argmax(mean))
+        sigmas = sigmas.to(mean.device)
+        chosen = float(sigmas[best])
+        # By value, not position: a grid given out of order still has its edges at its min and max.
+        at_low, at_high = chosen == float(sigmas.min()), chosen == float(sigmas.max())
+        if sigmas.unique().numel() > 1 and (at_low or at_high):
+            end = "smallest" if at_low else "largest"
+            warnings.warn(
+                f"{type(self).__name__}: the chosen sigma {chosen:.4g} is the {end} of the grid "
+                f"{[round(v, 6) for v in sigmas.tolist()]}, so the best sigma may lie outside it; "
+                "widen the grid (`sigmas=`) on that side.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return {
+            "log_likelihood": mean,
+            "stderr": stderr,
+            "sigmas": sigmas,
+            "best_sigma": sigmas[best],
+            "best_log_likelihood": mean[best],
+            "best_stderr": stderr[best],
+            "bits_per_dim": -mean[best] / (dim * math.log(2.0)),
+        }
+
+    def _wrap_compute(self, compute: Any) -> Any:
+        # torchmetrics squeezes one-element outputs to 0-d; keep the per-sigma entries (n_sigma,) even
+        # for a single sigma (the callbacks' test runs use one), so callers need no special case.
+        wrapped = super()._wrap_compute(compute)
+
+        @functools.wraps(compute)
+        def keep_sigma_axis(*args: Any, **kwargs: Any) -> dict[str, Tensor]:
+            result = wrapped(*args, **kwargs)
+            return {k: v.reshape(-1) if k in self._per_sigma else v for k, v in result.items()}
+
+        return keep_sigma_axis
+
+
+class ParzenLogLikelihood(_SigmaGridMetric):
     r"""Mean Parzen-window log-likelihood of data under generated samples, for a grid of sigmas.
 
     .. math:: \mathrm{LL}(\sigma) = \frac{1}{N} \sum_{n=1}^{N} \log \hat p_\sigma(x_n),
@@ -331,19 +402,11 @@ class ParzenLogLikelihood(Metric):
         self.sigmas = _as_sigmas(default_sigmas() if sigmas is None else sigmas)
         self.chunk_size = chunk_size
         self.value_range = _as_value_range(value_range)
-        n = self.sigmas.numel()
-        # Rows: count, mean, M2 (sum of squared deviations from the mean), per sigma. One packed state so
-        # a process's three numbers travel together to the merge, which needs all of them at once.
-        self.add_state("moments", torch.zeros(3, n, dtype=torch.float64), dist_reduce_fx=_merge_moments)
+        self._add_moments(self.sigmas.numel())
         self.centres: Optional[Tensor] = None
         self._sample_shape: Optional[tuple[int, ...]] = None
         self._centres_float64 = False
         self._warned_range = False
-
-    @property
-    def count(self) -> Tensor:
-        """Data points seen (float64 scalar; summed over processes while synced)."""
-        return self.moments[0, 0]
 
     @property
     def dim(self) -> Optional[int]:
@@ -397,13 +460,7 @@ class ParzenLogLikelihood(Metric):
             # The mapped copies are float64; keep the fast float32 product unless an input was float64.
             dtype = torch.float64 if self._centres_float64 or flat.dtype == torch.float64 else torch.float32
         ll = parzen_log_likelihood(self._to_unit(flat), self.centres, self.sigmas, chunk_size=self.chunk_size, dtype=dtype)
-        ll = ll.to(self.moments.device)
-        # The batch's own mean and M2 (two passes, exact), merged into the running state like another process's.
-        batch_mean = ll.mean(dim=0)
-        batch = torch.stack([torch.full_like(batch_mean, ll.shape[0]), batch_mean, (ll - batch_mean).pow(2).sum(dim=0)])
-        # Out of place: the state may have been created under inference mode (a reset during Lightning's
-        # validation loop), and such tensors cannot be modified in place outside it.
-        self.moments = _merge_moments(torch.stack([self.moments, batch]))
+        self._add_points(ll)
 
     def _check_range(self, flat: Tensor) -> None:
         if self._warned_range or self.value_range is None:
@@ -422,18 +479,6 @@ class ParzenLogLikelihood(Metric):
                 stacklevel=3,
             )
 
-    def _wrap_compute(self, compute: Any) -> Any:
-        # torchmetrics squeezes one-element outputs to 0-d; keep the per-sigma entries (n_sigma,) even
-        # for a single sigma (the callbacks' test runs use one), so callers need no special case.
-        wrapped = super()._wrap_compute(compute)
-
-        @functools.wraps(compute)
-        def keep_sigma_axis(*args: Any, **kwargs: Any) -> dict[str, Tensor]:
-            result = wrapped(*args, **kwargs)
-            return {k: v.reshape(-1) if k in _PER_SIGMA else v for k, v in result.items()}
-
-        return keep_sigma_axis
-
     def compute(self) -> dict[str, Tensor]:
         """The per-sigma means and standard errors, and the best sigma's values.
 
@@ -448,33 +493,4 @@ class ParzenLogLikelihood(Metric):
         Warns:
             UserWarning: If the grid has two or more sigmas and the best is its smallest or largest.
         """
-        count = self.count
-        if count.item() == 0:
-            raise RuntimeError("ParzenLogLikelihood saw no samples: call `update(x)` before `compute()`.")
-        mean = self.moments[1]
-        # sqrt(M2 / N) / sqrt(N): the population std over the points, divided by sqrt(N).
-        stderr = self.moments[2].clamp(min=0.0).sqrt() / count
-        best = int(torch.argmax(mean))
-        sigmas = self.sigmas.to(mean.device)
-        chosen = float(sigmas[best])
-        # By value, not position: a grid given out of order still has its edges at its min and max.
-        at_low, at_high = chosen == float(sigmas.min()), chosen == float(sigmas.max())
-        if sigmas.unique().numel() > 1 and (at_low or at_high):
-            end = "smallest" if at_low else "largest"
-            warnings.warn(
-                f"ParzenLogLikelihood: the chosen sigma {chosen:.4g} is the {end} of the grid "
-                f"{[round(v, 6) for v in self.sigmas.tolist()]}, so the best sigma may lie outside it; "
-                "widen the grid (`sigmas=`) on that side.",
-                UserWarning,
-                stacklevel=3,
-            )
-        dim = self.dim if self.dim is not None else 1
-        return {
-            "log_likelihood": mean,
-            "stderr": stderr,
-            "sigmas": sigmas,
-            "best_sigma": sigmas[best],
-            "best_log_likelihood": mean[best],
-            "best_stderr": stderr[best],
-            "bits_per_dim": -mean[best] / (dim * math.log(2.0)),
-        }
+        return self._best_of_grid(self.sigmas, self.dim if self.dim is not None else 1)

@@ -40,7 +40,7 @@ def test_samples_drawn_for_class_k_land_on_mixture_component_k(conditioning):
     # The acceptance test: ring of 8 Gaussians (std 0.05), each component a class; CPU, fixed seed.
     data = ToyDataModule("ring8", n_samples=20_000, n_val=0, n_test=0, batch_size=256, seed=0)
     gan = toy_gan(discriminator_conditioning=conditioning)
-    cpu_trainer(max_steps=2500).fit(gan, datamodule=data)
+    cpu_trainer(max_steps=1500).fit(gan, datamodule=data)  # passes from ~1000 steps (min fraction 0.97 at 1200)
     gan.eval()
     fractions = fraction_near_own_component(gan, data)
     assert min(fractions) >= 0.90, fractions
