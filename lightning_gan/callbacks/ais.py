@@ -64,7 +64,7 @@ class AISLikelihoodCallback(pl.Callback):
     * ``val/ais_stderr``: its standard error over the points; ``val/ais_sigma``: the chosen sigma;
     * ``val/ais_acceptance``: the mean HMC acceptance rate (near 0.65 when the step sizes adapted);
     * ``val/ais_bdmc_gap``: the mean gap between reverse and forward AIS on ``bdmc_points`` points
-      simulated from the model at that sigma (:func:`~lightning_gan.metrics.annealing.bdmc`): the bound on
+      simulated from the model at that sigma (:func:`~lightning_gan.metrics.bdmc`): the bound on
       the estimate's error for data like the model's own. When it is above a nat, raise ``num_steps``.
 
     Choosing sigma on the scored points biases the number up slightly (as the Parzen callback's does);

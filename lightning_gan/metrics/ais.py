@@ -49,11 +49,11 @@ class AISLogLikelihood(_SigmaGridMetric):
     .. math:: p(x) = \int \mathcal N(z; 0, I)\, \mathcal N(x; G(z), \sigma^2 I)\, dz, \qquad
               \mathrm{LL}(\sigma) = \frac1N \sum_n \widehat{\log p}(x_n)
 
-    Each point is scored by :func:`~lightning_gan.metrics.annealing.ais_log_likelihood` for every sigma of
+    Each point is scored by :func:`~lightning_gan.metrics.ais_log_likelihood` for every sigma of
     the grid at once (all points x sigmas x chains in one batch); :meth:`compute` reports every sigma and the
     best. Choose sigma on validation data and report test data at that sigma (a metric with one sigma), as
     Wu et al. did. The estimate is a stochastic **lower** bound; check the schedule with
-    :func:`~lightning_gan.metrics.annealing.bdmc`.
+    :func:`~lightning_gan.metrics.bdmc`.
 
     **Units.** As for :class:`~lightning_gan.metrics.ParzenLogLikelihood`: with ``value_range=(low, high)``
     the sigmas are given, and the log-likelihoods reported, for the data mapped onto [0, 1]; the generator

@@ -28,7 +28,7 @@ def table(example, tmp_path_factory):
     # 600 steps: at 300 the GAN put 2-19% of its samples on a mode depending on the seed (seeds 0-3), too
     # close to the noise model's 1.5-2%; at 600 it puts 17-58% there for each of those seeds.
     out = tmp_path_factory.mktemp("plot") / "panels.png"
-    rows = example.run(steps=600, n_train=5000, n_eval=4000, seed=0, out=out)
+    rows = example.run(steps=600, n_train=5000, n_eval=4000, seed=0, out=out, ais_steps=50, ais_points=64)
     return {row.model.split(" ")[0]: row for row in rows}, out, rows
 
 
@@ -52,13 +52,28 @@ def test_the_noise_model_has_a_good_likelihood_and_the_worst_samples(table):
     assert truth.exact_log_likelihood - math.log(100) <= noise.exact_log_likelihood < truth.exact_log_likelihood
     assert noise.sample_quality < gan.sample_quality - 100 and noise.sample_quality < memoriser.sample_quality - 100
     assert noise.on_a_mode < 0.05 and gan.on_a_mode > 5 * noise.on_a_mode
-    assert gan.exact_log_likelihood is None  # a GAN has no density: only the Parzen estimate
+    assert gan.exact_log_likelihood is None  # a GAN has no density: estimates only
+
+
+def test_the_gans_ais_estimate_is_a_likelihood_no_model_can_beat_by_much(table):
+    rows, _, _ = table
+    truth, gan = rows["data"], rows["GAN"]
+    # E_p[log q] <= E_p[log p] for every model q, and AIS is a lower bound of log q: the GAN's AIS number cannot
+    # exceed the truth's exact held-out likelihood beyond Monte Carlo noise.
+    assert math.isfinite(gan.ais_log_likelihood) and gan.ais_stderr > 0
+    assert gan.ais_log_likelihood < truth.exact_log_likelihood + 3 * gan.ais_stderr
+    assert gan.ais_sigma in example_sigmas() and abs(gan.bdmc_gap) < 1.0  # the schedule is long enough here
+    assert all(r.ais_log_likelihood is None for r in rows.values() if r is not gan)
+
+
+def example_sigmas() -> list[float]:
+    return [float(s) for s in sys.modules["likelihood_vs_samples_example"].AIS_SIGMAS]
 
 
 def test_the_table_is_printed_and_the_panels_drawn(example, table):
     _, out, rows = table
     text = example.format_table(rows)
     assert len(text.splitlines()) == 2 + len(rows)
-    assert "n/a (no density)" in text and "memoriser" in text and "0.01 p + 0.99 noise" in text
+    assert "(AIS, s=" in text and "(exact)" in text and "memoriser" in text and "0.01 p + 0.99 noise" in text
     with Image.open(out) as image:
         assert image.format == "PNG" and image.width > 3 * image.height  # four panels side by side
