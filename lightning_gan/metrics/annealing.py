@@ -242,7 +242,10 @@ class _Path:
         # The backward pass of |r|^2 is written out (d l / d out = -2 r / (2 sigma^2)) and handed to the
         # generator's backward: autograd would spend three more passes over the (rows x d) residual on it.
         ll = -torch.linalg.vector_norm(residual, dim=-1).reshape(-1).pow(2) * self.inv_two_var
-        grad_out = residual.reshape(self.rows, self.dim) * (-2.0 * self.inv_two_var)[:, None]
+        # In place: the residual is not needed again, and at (rows x d) every pass over it costs.
+        grad_out = residual.reshape(self.rows, self.dim).mul_((-2.0 * self.inv_two_var)[:, None])
+        if not out.requires_grad:  # a generator that ignores z (or has no autograd graph): no gradient
+            return ll, torch.zeros_like(z)
         (grad,) = torch.autograd.grad(out, z, grad_outputs=grad_out.reshape(out.shape))
         return ll.detach(), grad.detach()
 
