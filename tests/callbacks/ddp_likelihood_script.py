@@ -16,7 +16,9 @@ def main(out_path: str) -> None:
     import torch.distributed as dist
 
     from lightning_gan import VanillaGAN
+    from lightning_gan.callbacks.ais import AISLikelihoodCallback, differentiable_generator
     from lightning_gan.callbacks.likelihood import ToyLikelihoodCallback
+    from lightning_gan.metrics import AISLogLikelihood
     from lightning_gan.data.toy import ToyDataModule
 
     class Recording(ToyLikelihoodCallback):
@@ -31,6 +33,11 @@ def main(out_path: str) -> None:
 
         def on_fit_end(self, trainer, pl_module) -> None:
             val = self.toy.results["val"]
+            points = torch.cat([b[0] for b in data.val_dataloader()])
+            # What one process gets from all 63 points in one batch (no sync: this rank alone).
+            generator, latent_dim = differentiable_generator(pl_module)
+            alone = AISLogLikelihood(latent_dim=latent_dim, generator=generator, sync_on_compute=False, **AIS_OPTIONS)
+            alone.update(points, point_ids=torch.arange(len(points)))
             report = {
                 "rank": trainer.global_rank,
                 "world_size": trainer.world_size,
@@ -40,7 +47,9 @@ def main(out_path: str) -> None:
                 "log_likelihood": val["log_likelihood"].tolist(),
                 "stderr": val["stderr"].tolist(),
                 "logged": {k: v.item() for k, v in trainer.callback_metrics.items() if k.startswith("val/")},
-                "val": torch.cat([b[0] for b in data.val_dataloader()]).double().tolist(),
+                "val": points.double().tolist(),
+                "ais_alone": alone.compute()["best_log_likelihood"].item(),
+                "ais_count": ais.results["val"]["num_points"].item(),
             }
             gathered: list = [None] * trainer.world_size
             dist.all_gather_object(gathered, report)
@@ -56,6 +65,9 @@ def main(out_path: str) -> None:
                      maxout_pieces=1, dropout=0.0, output_activation="identity")
     # mode_coverage_samples = num_samples: mode coverage is scored on exactly the (recorded) Parzen samples.
     toy = Recording(num_samples=101, batch_size=20, chunk_size=16, mode_coverage_samples=101)
+    # AIS on all 63 validation points: each rank scores a block, seeded by point index.
+    AIS_OPTIONS = dict(sigmas=[0.1, 0.3], num_steps=6, num_chains=2, leapfrog_steps=3, value_range=None)
+    ais = AISLikelihoodCallback(num_points=100, bdmc_points=3, batch_size=10, **AIS_OPTIONS)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=2,
@@ -67,7 +79,7 @@ def main(out_path: str) -> None:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[toy, Report(toy)],
+        callbacks=[toy, ais, Report(toy)],
     )
     trainer.fit(gan, datamodule=data)
     # Tear the process group down before exit: gloo threads still alive at interpreter

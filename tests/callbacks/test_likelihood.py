@@ -346,6 +346,10 @@ def test_two_processes_each_draw_their_share_and_hold_the_same_centres(tmp_path)
         assert rank["stderr"] == pytest.approx(expected["stderr"].tolist(), abs=1e-6)
         assert rank["logged"]["val/parzen_log_likelihood"] == pytest.approx(expected["best_log_likelihood"].item(), rel=1e-6)
         assert rank["logged"]["val/log_prob_of_samples"] == pytest.approx(quality.compute().item(), rel=1e-6)
+        # AIS: the ranks' merged estimate over 63 points equals one process scoring them all in one batch.
+        assert rank["ais_count"] == 63
+        assert rank["logged"]["val/ais_log_likelihood"] == pytest.approx(rank["ais_alone"], rel=1e-6)
+        assert rank["logged"]["val/ais_bdmc_gap"] == ranks[0]["logged"]["val/ais_bdmc_gap"]
         for key in MODE_KEYS:
             # An untrained generator may have no high-quality sample: mode_kl is then NaN on every rank.
             assert rank["logged"][f"val/{key}"] == pytest.approx(expected_modes[key].item(), rel=1e-6, nan_ok=True), key
