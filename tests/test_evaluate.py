@@ -63,6 +63,16 @@ def test_the_evaluator_scores_an_example_checkpoint_and_writes_the_protocol(exam
     assert "fid:" in run.stdout and "ais_log_likelihood:" in run.stdout
 
 
+def evaluate_here(args: list[str], capsys) -> subprocess.CompletedProcess:
+    """``main(args)`` in this process: the error paths end before any Trainer, and an interpreter start is ~5 s."""
+    from lightning_gan.evaluate import main
+
+    capsys.readouterr()
+    status = main(args)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["main", *args], status, captured.out, captured.err)
+
+
 def _one_line_error(run: subprocess.CompletedProcess, *fragments: str) -> None:
     assert run.returncode == 2, explain(run)
     lines = [line for line in run.stderr.strip().splitlines() if line.strip()]
@@ -76,7 +86,7 @@ def test_a_missing_checkpoint_is_one_line(tmp_path):
     _one_line_error(evaluate([str(tmp_path / "nope.ckpt"), *TOY], tmp_path), "does not exist")
 
 
-def test_a_checkpoint_of_another_package_is_one_line(tmp_path):
+def test_a_checkpoint_of_another_package_is_one_line(tmp_path, capsys):
     class Other(pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
@@ -86,15 +96,15 @@ def test_a_checkpoint_of_another_package_is_one_line(tmp_path):
     trainer.strategy.connect(Other())
     path = tmp_path / "other.ckpt"
     trainer.save_checkpoint(path)
-    _one_line_error(evaluate([str(path), *TOY], tmp_path), "records no lightning_gan class", "--model")
+    _one_line_error(evaluate_here([str(path), *TOY], capsys), "records no lightning_gan class", "--model")
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint")
-    _one_line_error(evaluate([str(garbage), *TOY], tmp_path), "not a checkpoint")
+    _one_line_error(evaluate_here([str(garbage), *TOY], capsys), "not a checkpoint")
 
 
 @needs_shared_mnist
-def test_a_wrong_class_is_one_line(example_checkpoint, tmp_path):
-    _one_line_error(evaluate([str(example_checkpoint), *DATA, "--model", "lightning_gan.WGANGP"], tmp_path),
+def test_a_wrong_class_is_one_line(example_checkpoint, capsys):
+    _one_line_error(evaluate_here([str(example_checkpoint), *DATA, "--model", "lightning_gan.WGANGP"], capsys),
                     "does not match", "DCGAN")
 
 
