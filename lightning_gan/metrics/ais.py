@@ -20,11 +20,10 @@ from lightning_gan.metrics.annealing import (
     BDMCResult,
     Generator,
     SigmasLike,
-    _check_int,
-    _check_positive,
     ais_log_likelihood,
     as_sigmas,
     bdmc,
+    check_options,
     default_ais_sigmas,
     reverse_ais_log_likelihood,
     sigmoid_schedule,
@@ -112,11 +111,7 @@ class AISLogLikelihood(_SigmaGridMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        for name, value in (("latent_dim", latent_dim), ("num_steps", num_steps), ("num_chains", num_chains),
-                            ("leapfrog_steps", leapfrog_steps)):
-            _check_int(name, value)
-        _check_int("seed", seed, minimum=0)
-        _check_positive("step_size", step_size)
+        check_options(latent_dim, num_steps, num_chains, leapfrog_steps, step_size, seed)
         self.latent_dim = latent_dim
         self.sigmas = as_sigmas(default_ais_sigmas() if sigmas is None else sigmas)
         self.num_steps, self.num_chains, self.leapfrog_steps = num_steps, num_chains, leapfrog_steps

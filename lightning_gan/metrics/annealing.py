@@ -45,6 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_gan.metrics import _counter_rng as rng
+from lightning_gan.metrics.parzen import _as_sigmas
 
 __all__ = [
     "AISResult",
@@ -154,13 +155,17 @@ def _check_positive(name: str, value: Any) -> None:
 
 def as_sigmas(sigmas: SigmasLike) -> Tensor:
     """Validated 1-D float64 CPU tensor of observation-noise widths."""
-    values = torch.as_tensor(sigmas.detach().cpu() if isinstance(sigmas, Tensor) else sigmas, dtype=torch.float64)
-    values = values.reshape(-1)
-    if values.numel() == 0:
-        raise ValueError("`sigmas` is empty: give at least one observation-noise width.")
-    if not (torch.isfinite(values).all() and (values > 0).all()):
-        raise ValueError(f"Every sigma must be finite and > 0, got {values.tolist()}.")
-    return values
+    return _as_sigmas(sigmas, what="observation-noise width")
+
+
+def check_options(latent_dim: int, num_steps: int, num_chains: int, leapfrog_steps: int, step_size: float,
+                  seed: int) -> None:
+    """Raises ``ValueError`` naming the first AIS option out of its range."""
+    for name, value in (("latent_dim", latent_dim), ("num_steps", num_steps), ("num_chains", num_chains),
+                        ("leapfrog_steps", leapfrog_steps)):
+        _check_int(name, value)
+    _check_int("seed", seed, minimum=0)
+    _check_positive("step_size", step_size)
 
 
 def _as_schedule(num_steps: int, schedule: Optional[Tensor]) -> list[float]:
@@ -322,11 +327,7 @@ def _prepare(
         raise ValueError(f"`x` must be a tensor of shape (points, ...) with at least one point, got {getattr(x, 'shape', x)!r}.")
     if not torch.isfinite(x).all():
         raise ValueError("`x` contains NaN or infinite values.")
-    for name, value in (("latent_dim", latent_dim), ("num_steps", num_steps), ("num_chains", num_chains),
-                        ("leapfrog_steps", leapfrog_steps)):
-        _check_int(name, value)
-    _check_int("seed", seed, minimum=0)
-    _check_positive("step_size", step_size)
+    check_options(latent_dim, num_steps, num_chains, leapfrog_steps, step_size, seed)
     return as_sigmas(sigmas), x
 
 

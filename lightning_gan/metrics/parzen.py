@@ -53,12 +53,12 @@ def default_sigmas() -> Tensor:
     return torch.logspace(-1, 0, 10, dtype=torch.float64)
 
 
-def _as_sigmas(sigmas: SigmasLike) -> Tensor:
-    """Validated 1-D float64 CPU tensor of bandwidths."""
+def _as_sigmas(sigmas: SigmasLike, what: str = "Parzen window width") -> Tensor:
+    """Validated 1-D float64 CPU tensor of widths (``what`` names them in the error)."""
     values = torch.as_tensor(sigmas.detach().cpu() if isinstance(sigmas, Tensor) else sigmas, dtype=torch.float64)
     values = values.reshape(-1)
     if values.numel() == 0:
-        raise ValueError("`sigmas` is empty: give at least one Parzen window width.")
+        raise ValueError(f"`sigmas` is empty: give at least one {what}.")
     if not (torch.isfinite(values).all() and (values > 0).all()):
         raise ValueError(f"Every sigma must be finite and > 0, got {values.tolist()}.")
     return values
