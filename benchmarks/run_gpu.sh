@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark of the package on a CUDA device (the quality ones, mode coverage and Stacked MNIST, at a
-# small step budget), one JSON line per case, in at most 8 minutes on one data-centre GPU (the time limits
-# add up to 485 s; one that runs out says so and the rest go on). Run from the repository root after `pip install -e .` (or `pip install --no-deps -e .` on an
+# small step budget), one JSON line per case, in at most 9 minutes on one data-centre GPU (the time limits
+# add up to 545 s; one that runs out says so and the rest go on). Run from the repository root after `pip install -e .` (or `pip install --no-deps -e .` on an
 # image that has torch, Lightning and torch-fidelity):
 #
 #     bash benchmarks/run_gpu.sh [OUT.jsonl]      # default: benchmarks/gpu_results.jsonl
@@ -31,6 +31,8 @@ run 90 step_overhead_bf16 benchmarks/step_overhead.py --device cuda --precision 
     --cases dcgan_28_b64 dcgan_64_b128 sngan_32_b64
 run 45 parzen benchmarks/parzen.py --device cuda
 run 50 fid benchmarks/fid.py --device cuda --num_samples 512 --batch_size 128
+# AIS: batched vs per-point loop and the paper-sized run's cost, on the GPU (no exactness table: CPU-measured).
+run 60 ais benchmarks/ais.py --device cuda --parts speed
 # Quality benchmarks at a small budget (their full runs take hours / ~15 min; see their docstrings).
 run 45 mode_coverage benchmarks/mode_coverage.py --device cuda --seeds 1 --steps 3000 --data grid \
     --recipes vanilla wgan_gp_fresh
