@@ -12,18 +12,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from typing_extensions import override
 
-from lightning_gan.callbacks._evaluation import _first_loader, _real_from_batch
+from lightning_gan.callbacks._evaluation import _check_int, _first_loader, _real_from_batch
 from lightning_gan.data.sharding import FixedOrderShards, shard_bounds
 from lightning_gan.metrics.ais import AISLogLikelihood
 from lightning_gan.metrics.annealing import SigmasLike, as_sigmas, bdmc, default_ais_sigmas
 from lightning_gan.metrics.parzen import ValueRange, _as_value_range
 
 __all__ = ["AISLikelihoodCallback"]
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
 def differentiable_generator(pl_module: pl.LightningModule) -> tuple[Callable[[Tensor], Tensor], int]:
