@@ -12,7 +12,7 @@ from lightning_gan.callbacks import (
     ToyLikelihoodCallback,
 )
 from lightning_gan.ema import ExponentialMovingAverage
-from lightning_gan.modules import DCGAN, GAN, SNGAN, WGANGP, ConditionalGAN, VanillaGAN
+from lightning_gan.modules import ACGAN, DCGAN, GAN, SNGAN, WGANGP, ConditionalGAN, FeatureMatchingGAN, InfoGAN, VanillaGAN
 from lightning_gan.strategies import GANDDPStrategy
 
 __version__ = "0.1.0"
@@ -24,6 +24,9 @@ __all__ = [
     "WGANGP",
     "SNGAN",
     "ConditionalGAN",
+    "ACGAN",
+    "InfoGAN",
+    "FeatureMatchingGAN",
     "GANDDPStrategy",
     "FIDCallback",
     "GenerativeMetricsCallback",

@@ -33,7 +33,7 @@ class ConditionalGAN(GAN):
 
     Args:
         num_classes: Number of classes (labels lie in ``[0, num_classes)``).
-        image_shape: Shape of one sample: ``(channels, size, size)`` with size 28, 32 or 64 for
+        image_shape: Shape of one sample: ``(channels, size, size)`` with size 28 or a power of two >= 16 for
             ``"dcgan"``; any shape, e.g. ``(2,)`` for 2-D points, for ``"mlp"``.
         latent_dim: Size of the latent vector.
         architecture: ``"dcgan"`` (convolutional, :class:`~lightning_gan.nets.DCGANGenerator` /
@@ -49,7 +49,7 @@ class ConditionalGAN(GAN):
         generator_hidden: Hidden widths of the MLP generator.
         discriminator_hidden: Hidden widths of the MLP discriminator.
         output_activation: The MLP generator's output: ``"tanh"``, ``"sigmoid"`` or ``"identity"``.
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data: As in
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data, n_gen, dragan_weight, weight_clip, lr_decay: As in
             :class:`~lightning_gan.GAN`.
 
     Raises:
@@ -91,6 +91,10 @@ class ConditionalGAN(GAN):
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
         critic_data: str = "fresh",
+        n_gen: int = 1,
+        dragan_weight: float = 0.0,
+        weight_clip: Optional[float] = None,
+        lr_decay: str = "none",
     ) -> None:
         if architecture not in _ARCHITECTURES:
             raise ValueError(f"`architecture` must be one of {_ARCHITECTURES}, got {architecture!r}.")

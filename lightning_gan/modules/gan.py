@@ -26,6 +26,7 @@ from lightning_gan.modules._hyperparameters import (
     _outermost_init_keys,
 )
 from lightning_gan.modules._random import StepRandomness, gathered_states, restore_for_rank, run_seed
+from lightning_gan.modules._schedule import _check_lr_decay, _decay_learning_rates_linearly, _validate_schedule_options
 from lightning_gan.modules._speed import _check_step_counts, _compile_options_from, _epoch_summary
 from lightning_gan.modules._support import (
     _BatchChecks,
@@ -134,6 +135,20 @@ class GAN(_BatchChecks, pl.LightningModule):
         compile: ``True`` or a dict of ``torch.compile`` arguments (``{"mode": "reduce-overhead"}`` for CUDA
             graphs) to compile each step's forward passes and loss, and so their backward (see *Compiled
             step* above); ``False`` (the default) runs eagerly.
+        n_gen: Generator steps after each round of ``n_critic`` discriminator steps, each on fresh latents
+            (and with the moving average and step-interval schedulers after each). They count in
+            ``trainer.global_step`` like any generator step, so it advances by ``n_gen`` per batch (times
+            ``steps_per_batch``), and ``max_steps`` and the logging and checkpoint intervals in steps must be
+            multiples of that.
+        dragan_weight: Weight :math:`\lambda` of DRAGAN's gradient penalty around the real data
+            (:func:`~lightning_gan.losses.dragan_penalty`, Kodali et al. 2017, who use 10); 0 disables it.
+        weight_clip: Clamps every discriminator parameter to ``[-weight_clip, weight_clip]`` after each
+            discriminator step (:func:`~lightning_gan.losses.clip_weights_`, the original WGAN's constraint,
+            0.01 in Arjovsky et al. 2017); ``None`` (the default) does not clip.
+        lr_decay: ``"none"`` or ``"linear"``: both learning rates fall linearly from their initial value to 0
+            at ``Trainer(max_steps)`` (the SNGAN and BigGAN recipes; mimicry's ``lr_decay="linear"``). Set
+            after each generator step, ``lr = lr_0 (1 - global_step / max_steps)``, on whatever optimizers
+            :meth:`configure_optimizers` returns; it needs ``max_steps`` and no LR scheduler of its own.
 
     Raises:
         ValueError: For an unknown loss, ``n_critic < 1``, ``latent_dim < 1``, a non-positive learning
@@ -168,6 +183,10 @@ class GAN(_BatchChecks, pl.LightningModule):
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
         critic_data: str = "reused",
+        n_gen: int = 1,
+        dragan_weight: float = 0.0,
+        weight_clip: Optional[float] = None,
+        lr_decay: str = "none",
     ) -> None:
         super().__init__()
         _validate_arguments(
@@ -185,6 +204,7 @@ class GAN(_BatchChecks, pl.LightningModule):
             gradient_clip_algorithm=gradient_clip_algorithm,
             num_classes=num_classes,
         )
+        _validate_schedule_options(n_gen=n_gen, dragan_weight=dragan_weight, weight_clip=weight_clip, lr_decay=lr_decay)
         if isinstance(steps_per_batch, bool) or not isinstance(steps_per_batch, int) or steps_per_batch < 1:
             raise ValueError(f"`steps_per_batch` must be an integer >= 1, got {steps_per_batch!r}.")
         if critic_data not in CRITIC_DATA:
@@ -207,6 +227,9 @@ class GAN(_BatchChecks, pl.LightningModule):
         self._data_range_checked = False
         self._num_classes: Optional[int] = num_classes  # read several times a step; hparams lookups cost more
         self._steps_per_batch = steps_per_batch
+        self._n_gen = n_gen
+        self._generator_steps_per_batch = steps_per_batch * n_gen
+        self._real_for_generator: Optional[Tensor] = None  # the step's real micro-batch, for generator_auxiliary_losses
         # Real micro-batches per generator step: one per critic step when fresh, one shared otherwise.
         self._real_parts_per_step = n_critic if critic_data == "fresh" else 1
         self._compiled: dict[str, Any] = {}  # torch.compile-d step functions, made at their first use
@@ -328,25 +351,73 @@ class GAN(_BatchChecks, pl.LightningModule):
     ) -> dict[str, Tensor]:
         """Regularisers added to the discriminator loss, unweighted, by log name.
 
-        The default returns the WGAN-GP gradient penalty as ``"gp"`` when ``gp_weight > 0`` and R1 as
-        ``"r1"`` when ``r1_gamma > 0``; :meth:`penalty_weight` gives each one's weight. ``real`` requires
+        The default returns the WGAN-GP gradient penalty as ``"gp"`` when ``gp_weight > 0``, R1 as
+        ``"r1"`` when ``r1_gamma > 0`` and DRAGAN's as ``"dragan"`` when ``dragan_weight > 0``;
+        :meth:`penalty_weight` gives each one's weight. ``real`` requires
         grad when R1 is on, and ``real_logits`` were computed from it. ``labels`` are the classes of
         both ``real`` and ``fake`` in a conditional GAN (``None`` otherwise).
         """
         penalties: dict[str, Tensor] = {}
+
+        def critic(x: Tensor) -> Tensor:
+            return self._discriminate(x, labels)[0]
+
         if self.hparams.gp_weight > 0:
-            penalties["gp"] = losses.gradient_penalty(lambda x: self._run(self.discriminator, x, labels), real, fake)
+            penalties["gp"] = losses.gradient_penalty(critic, real, fake)
         if self.hparams.r1_gamma > 0:
             penalties["r1"] = losses.r1_penalty(real_logits, real)
+        if self.hparams.dragan_weight > 0:
+            penalties["dragan"] = losses.dragan_penalty(critic, real)
         return penalties
 
     def penalty_weight(self, name: str) -> float:
-        """The weight of the penalty logged as ``name`` (``gp_weight`` for ``"gp"``, ``r1_gamma / 2`` for ``"r1"``)."""
+        """The weight of the penalty logged as ``name``: ``gp_weight`` for ``"gp"``, ``r1_gamma / 2`` for ``"r1"``,
+        ``dragan_weight`` for ``"dragan"``."""
         if name == "gp":
             return float(self.hparams.gp_weight)
+        if name == "dragan":
+            return float(self.hparams.dragan_weight)
         if name == "r1":
             return float(self.hparams.r1_gamma) / 2.0
         raise ValueError(f"No weight is known for penalty {name!r}; override `penalty_weight` to give one.")
+
+    def discriminator_auxiliary_losses(
+        self,
+        real_heads: Optional[dict[str, Tensor]],
+        fake_heads: Optional[dict[str, Tensor]],
+        z: Tensor,
+        labels: Optional[Tensor] = None,
+    ) -> dict[str, Tensor]:
+        """Weighted loss terms added to the discriminator's loss, by log name; the default adds none.
+
+        The hook for models whose discriminator does more than tell real from fake: a discriminator may
+        return ``(logits, heads)``, ``heads`` a dict of tensors computed alongside the logit (an auxiliary
+        classifier, InfoGAN's Q head, its features; :class:`~lightning_gan.nets.AuxiliaryHeads` adds them
+        to the package's nets), and this hook turns them into losses. Each term is logged as
+        ``train/<name>`` and added to the adversarial loss (and penalties) before the backward pass.
+
+        Args:
+            real_heads: The heads on the real micro-batch (``None`` when the discriminator returns logits only).
+            fake_heads: The heads on the generated samples.
+            z: The latents the generated samples were made from (:meth:`sample_latent`'s output).
+            labels: The classes of both the real and the generated samples in a conditional GAN, else ``None``.
+        """
+        return {}
+
+    def generator_auxiliary_losses(
+        self,
+        fake_heads: Optional[dict[str, Tensor]],
+        z: Tensor,
+        labels: Optional[Tensor] = None,
+        real: Optional[Tensor] = None,
+    ) -> dict[str, Tensor]:
+        """Weighted loss terms added to the generator's loss, by log name; the default adds none.
+
+        See :meth:`discriminator_auxiliary_losses`. ``real`` is the real micro-batch of the step's last
+        discriminator step (feature matching compares the generated samples' features with its features);
+        ``None`` when a subclass calls :meth:`generator_step` itself.
+        """
+        return {}
 
     def real_from_batch(self, batch: Any) -> Tensor:
         """The real samples of a batch: the batch itself, its first element, or its ``"image"`` entry."""
@@ -426,11 +497,11 @@ class GAN(_BatchChecks, pl.LightningModule):
                 "their batch_size is the micro-batch's."
             )
         opt_g, opt_d = self.optimizers()
-        if steps > 1:
+        if self._generator_steps_per_batch > 1:
             # Lightning counts logging steps in batches (`_batches_that_stepped`, the loggers' x-axis and the
             # `log_every_n_steps` clock); count the batch's other generator steps there too, before the
             # clock is read, so both keep meaning generator steps. Checkpointed with the loop's state.
-            self.trainer.fit_loop.epoch_loop._batches_that_stepped += steps - 1
+            self.trainer.fit_loop.epoch_loop._batches_that_stepped += self._generator_steps_per_batch - 1
         log_this_batch = self._logs_written_this_step()
         self._check_real(real, batch_idx)
         if log_this_batch:
@@ -438,20 +509,24 @@ class GAN(_BatchChecks, pl.LightningModule):
         micro = real.shape[0] // parts
         metrics: dict[str, Tensor] = {}
         for index in range(steps):
-            self._log_this_step = log_this_batch and index == steps - 1  # Lightning writes the batch's last values
             for critic_step in range(self.hparams.n_critic):
                 first = (index * per_step + min(critic_step, per_step - 1)) * micro
                 part = slice(first, first + micro)
                 # Labels are passed only to conditional GANs, so overrides written with the unconditional
                 # signatures, `discriminator_step(real, optimizer)` and `generator_step(batch_size, optimizer)`, work.
                 label_args = () if labels is None else (labels[part],)
+                self._log_this_step = log_this_batch and index == steps - 1  # Lightning writes the batch's last values
                 metrics = self.discriminator_step(real[part] if parts > 1 else real, opt_d, *label_args)
-            # The generator step draws its own latents; a conditional one generates for the classes of the
+            # Each generator step draws its own latents; a conditional one generates for the classes of the
             # step's last real micro-batch, so its labels follow the data's class frequencies.
-            metrics.update(self.generator_step(micro, opt_g, *label_args))
-            if self.generator_ema is not None:
-                self.generator_ema.update(self.generator)
-            self._step_schedulers("step")
+            self._real_for_generator = real[part] if parts > 1 else real
+            for generator_step in range(self._n_gen):
+                self._log_this_step = log_this_batch and index == steps - 1 and generator_step == self._n_gen - 1
+                metrics.update(self.generator_step(micro, opt_g, *label_args))
+                if self.generator_ema is not None:
+                    self.generator_ema.update(self.generator)
+                self._step_schedulers("step")
+            self._real_for_generator = None
         self.last_step_metrics = metrics
         # Lightning writes step-level values only every `log_every_n_steps`; handing them over on the other
         # steps too costs a third of a small GAN's step time, so they are handed over only when written.
@@ -461,16 +536,27 @@ class GAN(_BatchChecks, pl.LightningModule):
     def _discriminator_outputs(
         self, real: Tensor, z: Tensor, labels: Optional[Tensor]
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        # The part of a discriminator step that `compile` compiles: (loss, real_logits, fake_logits, fake).
+        # The part of a discriminator step that `compile` compiles:
+        # (adversarial loss, auxiliary terms, real_logits, fake_logits, fake).
         with torch.no_grad():
             fake = self._run(self.generator, z, labels)
-        real_logits = self._run(self.discriminator, real, labels)
-        fake_logits = self._run(self.discriminator, fake, labels)
-        return self.discriminator_loss(real_logits, fake_logits), real_logits, fake_logits, fake
+        real_logits, real_heads = self._discriminate(real, labels)
+        fake_logits, fake_heads = self._discriminate(fake, labels)
+        terms = self.discriminator_auxiliary_losses(real_heads, fake_heads, z, labels)
+        return self.discriminator_loss(real_logits, fake_logits), terms, real_logits, fake_logits, fake
 
-    def _generator_outputs(self, z: Tensor, labels: Optional[Tensor]) -> Tensor:
-        # The part of a generator step that `compile` compiles: its loss.
-        return self.generator_loss(self._run(self.discriminator, self._run(self.generator, z, labels), labels))
+    def _generator_outputs(self, z: Tensor, labels: Optional[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        # The part of a generator step that `compile` compiles: (adversarial loss, auxiliary terms).
+        fake_logits, fake_heads = self._discriminate(self._run(self.generator, z, labels), labels)
+        terms = self.generator_auxiliary_losses(fake_heads, z, labels, self._real_for_generator)
+        return self.generator_loss(fake_logits), terms
+
+    def _discriminate(self, x: Tensor, labels: Optional[Tensor]) -> tuple[Tensor, Optional[dict[str, Tensor]]]:
+        # A discriminator returns logits, or (logits, heads) when it has auxiliary heads.
+        out = self._run(self.discriminator, x, labels)
+        if isinstance(out, tuple):
+            return out[0], out[1]
+        return out, None
 
     def _step_function(self, name: str) -> Any:
         # Eager until the first step has checked the shapes; compiled once, lazily, per function.
@@ -488,6 +574,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         return (
             self.hparams.gp_weight > 0
             or self.hparams.r1_gamma > 0
+            or self.hparams.dragan_weight > 0
             or type(self).discriminator_penalty is not GAN.discriminator_penalty
         )
 
@@ -507,26 +594,28 @@ class GAN(_BatchChecks, pl.LightningModule):
         if self.hparams.r1_gamma > 0:
             real = real.detach().requires_grad_(True)
         if self._output_shape_checked:
-            loss, real_logits, fake_logits, fake = self._step_function("_discriminator_outputs")(real, z, labels)
+            loss, terms, real_logits, fake_logits, fake = self._step_function("_discriminator_outputs")(real, z, labels)
         else:  # the first step: the generator's output is checked before the discriminator sees a wrong shape
             with torch.no_grad():
                 fake = self._run(self.generator, z, labels)
             self._check_output_shape(real, fake)
-            real_logits = self._run(self.discriminator, real, labels)
-            fake_logits = self._run(self.discriminator, fake, labels)
-            loss = self.discriminator_loss(real_logits, fake_logits)
+            loss, terms, real_logits, fake_logits, fake = self._discriminator_outputs(real, z, labels)
         penalties = self.discriminator_penalty(real, fake, real_logits, *(() if labels is None else (labels,)))
         total = loss
         for name, value in penalties.items():
             total = total + self.penalty_weight(name) * value
+        for value in terms.values():
+            total = total + value
         optimizer.zero_grad(set_to_none=True)
         hooks = self._hooks()
         with self._overlapped_backward(optimizer):
             hooks.backward(self, total)
         self._prepare_gradients(optimizer)
         hooks.step(self, optimizer, counts=False)
+        if self.hparams.weight_clip is not None:
+            losses.clip_weights_(self.discriminator, self.hparams.weight_clip)
         self.untoggle_optimizer(optimizer)
-        metrics = {"loss_d": loss.detach(), **{k: v.detach() for k, v in penalties.items()}}
+        metrics = {"loss_d": loss.detach(), **{k: v.detach() for k, v in {**penalties, **terms}.items()}}
         if self._log_this_step:  # the summaries cost kernels; skip them on steps nobody reads
             metrics["d_real"] = self._summarise_outputs(real_logits)
             metrics["d_fake"] = self._summarise_outputs(fake_logits)
@@ -540,15 +629,18 @@ class GAN(_BatchChecks, pl.LightningModule):
         In a conditional GAN it generates ``batch_size`` samples for ``labels`` (the batch's classes).
         """
         self.toggle_optimizer(optimizer)
-        loss = self._step_function("_generator_outputs")(self.sample_latent(batch_size), labels)
+        loss, terms = self._step_function("_generator_outputs")(self.sample_latent(batch_size), labels)
+        total = loss
+        for value in terms.values():
+            total = total + value
         optimizer.zero_grad(set_to_none=True)
         hooks = self._hooks()
         with self._overlapped_backward(optimizer):
-            hooks.backward(self, loss)
+            hooks.backward(self, total)
         self._prepare_gradients(optimizer)
         hooks.step(self, optimizer, counts=True)
         self.untoggle_optimizer(optimizer)
-        return {"loss_g": loss.detach()}
+        return {"loss_g": loss.detach(), **{k: v.detach() for k, v in terms.items()}}
 
     @override
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -570,7 +662,7 @@ class GAN(_BatchChecks, pl.LightningModule):
             # The sanity check runs this before any training step: compare the generator's output with the
             # data here too, so a wrong image shape gets the package's message, not a matmul error in D.
             self._check_generator_matches(real, labels)
-        summary = self._summarise_outputs(self._run(self.discriminator, real, labels))
+        summary = self._summarise_outputs(self._discriminate(real, labels)[0])
         self.log(f"{stage}/d_real", summary, batch_size=real.shape[0], sync_dist=True)
 
     @override
@@ -594,7 +686,8 @@ class GAN(_BatchChecks, pl.LightningModule):
                 f"module's own argument, e.g. {type(self).__name__}(gradient_clip_val=1.0), which clips each "
                 "network's gradients after averaging them across processes and after unscaling them under 16-mixed."
             )
-        _check_step_counts(self.trainer, self._steps_per_batch)
+        _check_step_counts(self.trainer, self._steps_per_batch, self._n_gen)
+        _check_lr_decay(self.trainer, self.hparams.lr_decay)
         if self._compile_options is not None and self._discriminator_step_needs_double_backward():
             rank_zero_warn(
                 f"{type(self).__name__}(compile=...): the discriminator step runs eagerly, since its gradient penalty "
@@ -677,7 +770,9 @@ class GAN(_BatchChecks, pl.LightningModule):
 
     @override
     def on_train_start(self) -> None:
-        summary = _epoch_summary(self.trainer, self._steps_per_batch, self.hparams.n_critic, self.hparams.critic_data)
+        summary = _epoch_summary(
+            self.trainer, self._steps_per_batch, self.hparams.n_critic, self.hparams.critic_data, self._n_gen
+        )
         if summary:
             rank_zero_info(summary)
         states, self._rng_states_to_restore = self._rng_states_to_restore, None
@@ -741,7 +836,7 @@ class GAN(_BatchChecks, pl.LightningModule):
         # Lightning's own rule for writing step-level logs, plus the last step (it writes when stopping).
         # Evaluated before this batch's generator step, so "last" means the step about to be taken.
         trainer = self.trainer
-        last_step = 0 < trainer.max_steps <= trainer.global_step + self._steps_per_batch
+        last_step = 0 < trainer.max_steps <= trainer.global_step + self._generator_steps_per_batch
         return last_step or trainer.should_stop or trainer._logger_connector.should_update_logs
 
     def _summarise_outputs(self, logits: Tensor) -> Tensor:
@@ -750,6 +845,8 @@ class GAN(_BatchChecks, pl.LightningModule):
 
     def _step_schedulers(self, interval: str) -> None:
         configs = self.trainer.lr_scheduler_configs
+        if interval == "step" and self.hparams.lr_decay == "linear":
+            _decay_learning_rates_linearly(self.trainer)
         if not configs:
             return
         count = self.trainer.global_step if interval == "step" else self.trainer.current_epoch + 1

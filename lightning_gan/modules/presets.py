@@ -40,6 +40,10 @@ _TRAINING_OPTIONS = (
     "steps_per_batch",
     "compile",
     "critic_data",
+    "n_gen",
+    "dragan_weight",
+    "weight_clip",
+    "lr_decay",
 )
 
 
@@ -70,7 +74,7 @@ class VanillaGAN(GAN):
         maxout_pieces: Pieces per maxout unit; 1 uses LeakyReLU instead.
         dropout: Dropout probability of the discriminator's input and hidden layers.
         output_activation: ``"tanh"`` (data in [-1, 1]), ``"sigmoid"`` or ``"identity"``.
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data: As in
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data, n_gen, dragan_weight, weight_clip, lr_decay: As in
             :class:`~lightning_gan.GAN`.
 
     Example:
@@ -102,6 +106,10 @@ class VanillaGAN(GAN):
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
         critic_data: str = "fresh",
+        n_gen: int = 1,
+        dragan_weight: float = 0.0,
+        weight_clip: Optional[float] = None,
+        lr_decay: str = "none",
     ) -> None:
         super().__init__(
             generator=MLPGenerator(latent_dim, image_shape, generator_hidden, output_activation),
@@ -111,13 +119,17 @@ class VanillaGAN(GAN):
 
 
 class DCGAN(GAN):
-    """The deep convolutional GAN of Radford et al. (2015) for 28x28, 32x32 or 64x64 images.
+    """The deep convolutional GAN of Radford et al. (2015) for 28x28 images or any power-of-two size from 16x16 up.
 
     Args:
-        image_shape: ``(channels, size, size)`` with size 28, 32 or 64.
+        image_shape: ``(channels, size, size)`` with size 28 or a power of two >= 16.
         latent_dim: Size of the latent vector.
         features: Base width of both networks (DCGAN's ``ngf`` / ``ndf``).
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data: As in
+        attention_resolution: Adds a SAGAN self-attention block (:class:`~lightning_gan.nets.SelfAttention2d`)
+            to both networks at this feature-map size; ``None`` for none.
+        minibatch_std_group: Adds a minibatch standard deviation layer (:class:`~lightning_gan.nets.MinibatchStdDev`)
+            with this group size before the discriminator's last layer; ``None`` for none.
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data, n_gen, dragan_weight, weight_clip, lr_decay: As in
             :class:`~lightning_gan.GAN`; the defaults are DCGAN's (Adam, lr 2e-4, betas (0.5, 0.999)).
 
     Example:
@@ -131,6 +143,8 @@ class DCGAN(GAN):
         image_shape: Sequence[int] = (1, 28, 28),
         latent_dim: int = 100,
         features: int = 64,
+        attention_resolution: Optional[int] = None,
+        minibatch_std_group: Optional[int] = None,
         loss: str = "non_saturating",
         lr_g: float = 2e-4,
         lr_d: float = 2e-4,
@@ -144,11 +158,22 @@ class DCGAN(GAN):
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
         critic_data: str = "fresh",
+        n_gen: int = 1,
+        dragan_weight: float = 0.0,
+        weight_clip: Optional[float] = None,
+        lr_decay: str = "none",
     ) -> None:
         channels, size = _square_image(image_shape)
         super().__init__(
-            generator=DCGANGenerator(latent_dim, size, channels, features),
-            discriminator=DCGANDiscriminator(size, channels, features, normalization="batch"),
+            generator=DCGANGenerator(latent_dim, size, channels, features, attention_resolution=attention_resolution),
+            discriminator=DCGANDiscriminator(
+                size,
+                channels,
+                features,
+                normalization="batch",
+                attention_resolution=attention_resolution,
+                minibatch_std_group=minibatch_std_group,
+            ),
             **training_options(locals()),
         )
 
@@ -161,11 +186,11 @@ class WGANGP(GAN):
     ``gp_weight=10``, Adam(lr 1e-4, betas (0, 0.9)).
 
     Args:
-        image_shape: ``(channels, size, size)`` with size 28, 32 or 64.
+        image_shape: ``(channels, size, size)`` with size 28 or a power of two >= 16.
         latent_dim: Size of the latent vector.
         features: Base width of both networks.
         critic_normalization: ``"layer"`` or ``"none"`` (``"batch"`` is refused: it breaks the penalty).
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data: As in
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data, n_gen, dragan_weight, weight_clip, lr_decay: As in
             :class:`~lightning_gan.GAN`.
 
     Example:
@@ -193,6 +218,10 @@ class WGANGP(GAN):
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
         critic_data: str = "fresh",
+        n_gen: int = 1,
+        dragan_weight: float = 0.0,
+        weight_clip: Optional[float] = None,
+        lr_decay: str = "none",
     ) -> None:
         if critic_normalization not in ("layer", "none"):
             raise ValueError(
@@ -215,18 +244,22 @@ class SNGAN(GAN):
     width 256 and discriminator width 128 (:class:`~lightning_gan.nets.ResNetGenerator` and
     :class:`~lightning_gan.nets.ResNetDiscriminator`). Spectral normalisation keeps the largest singular
     value of every discriminator weight at 1, which bounds its Lipschitz constant without a gradient
-    penalty. 28x28 and 64x64 images work too (one stage fewer or more).
+    penalty. 28x28 and 64x64 images work too (one stage fewer or more), and 48x48 and 128x128 get the
+    paper's STL-10 and ImageNet ResNets (see :class:`~lightning_gan.nets.ResNetGenerator` for their widths).
 
     With ``num_classes`` set it is the projection-discriminator cGAN of Miyato & Koyama (2018): class-
     conditional batch norm in the generator, a projection head in the discriminator.
 
     Args:
-        image_shape: ``(channels, size, size)`` with size 28, 32 or 64.
+        image_shape: ``(channels, size, size)`` with size 28, 32, 48, 64 or 128.
         latent_dim: Size of the latent vector.
         generator_features: Channels of the generator's residual blocks.
         discriminator_features: Channels of the discriminator's residual blocks.
         num_classes: Number of classes for the conditional model; ``None`` for an unconditional one.
-        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data: As in
+        attention_resolution: Adds a SAGAN self-attention block (:class:`~lightning_gan.nets.SelfAttention2d`,
+            Zhang et al. 2019) to both networks at this feature-map size; ``None`` for none. SAGAN's own
+            recipe also sets ``n_critic=1``, ``lr_g=1e-4``, ``lr_d=4e-4``.
+        loss, lr_g, lr_d, betas, n_critic, gp_weight, r1_gamma, ema_decay, gradient_clip_val, gradient_clip_algorithm, steps_per_batch, compile, critic_data, n_gen, dragan_weight, weight_clip, lr_decay: As in
             :class:`~lightning_gan.GAN`.
 
     Example:
@@ -244,6 +277,7 @@ class SNGAN(GAN):
         generator_features: int = 256,
         discriminator_features: int = 128,
         num_classes: Optional[int] = None,
+        attention_resolution: Optional[int] = None,
         loss: str = "hinge",
         lr_g: float = 2e-4,
         lr_d: float = 2e-4,
@@ -257,12 +291,28 @@ class SNGAN(GAN):
         steps_per_batch: int = 1,
         compile: Union[bool, dict[str, Any]] = False,
         critic_data: str = "fresh",
+        n_gen: int = 1,
+        dragan_weight: float = 0.0,
+        weight_clip: Optional[float] = None,
+        lr_decay: str = "none",
     ) -> None:
         channels, size = _square_image(image_shape)
         super().__init__(
-            generator=ResNetGenerator(latent_dim, size, channels, generator_features, num_classes=num_classes),
+            generator=ResNetGenerator(
+                latent_dim,
+                size,
+                channels,
+                generator_features,
+                num_classes=num_classes,
+                attention_resolution=attention_resolution,
+            ),
             discriminator=ResNetDiscriminator(
-                size, channels, discriminator_features, spectral_norm=True, num_classes=num_classes
+                size,
+                channels,
+                discriminator_features,
+                spectral_norm=True,
+                num_classes=num_classes,
+                attention_resolution=attention_resolution,
             ),
             **training_options(locals()),
             num_classes=num_classes,

@@ -18,6 +18,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from .conditioning import ProjectionHead, check_labels, check_num_classes
+from .minibatch_std import MinibatchStdDev, _check_minibatch_std_group
 
 __all__ = ["MLPGenerator", "MLPDiscriminator"]
 
@@ -238,14 +239,24 @@ class MLPDiscriminator(nn.Module):
             is the last hidden layer (Miyato & Koyama, 2018); ``"concat"``
             appends the one-hot label to the flattened input (Mirza & Osindero,
             2014).
+        minibatch_std_group: Insert a ProGAN minibatch standard deviation layer
+            (:class:`~lightning_gan.nets.MinibatchStdDev` with this group size,
+            4 in ProGAN) before the final ``Linear``, which then reads one
+            feature more (and so does the projection head). The batch size
+            must be a multiple of the group size, or smaller than it. This
+            couples the samples of a batch, as batch norm does: a per-sample
+            gradient penalty's assumption (WGAN-GP, R1) no longer holds
+            exactly. ``None``: no such layer.
 
     Attributes:
         input_shape: Shape of one sample, as a tuple.
         num_classes: Number of classes, or ``None`` when unconditional.
+        minibatch_std_group: The minibatch standard deviation group size, or ``None``.
 
     Raises:
         TypeError: If an argument has the wrong type.
-        ValueError: If a size or probability is out of range.
+        ValueError: If a size or probability is out of range, or
+            ``minibatch_std_group`` is below 2.
 
     Example:
         >>> import torch
@@ -255,6 +266,9 @@ class MLPDiscriminator(nn.Module):
         >>> cd = MLPDiscriminator(input_shape=(2,), hidden_dims=(8,), num_classes=3, conditioning="concat")
         >>> tuple(cd(torch.randn(2, 2), torch.tensor([2, 0])).shape)
         (2,)
+        >>> md = MLPDiscriminator(input_shape=(2,), hidden_dims=(8,), minibatch_std_group=4)
+        >>> md.net[-1].in_features, tuple(md(torch.randn(8, 2)).shape)
+        (9, (8,))
     """
 
     def __init__(
@@ -266,6 +280,7 @@ class MLPDiscriminator(nn.Module):
         spectral_norm: bool = False,
         num_classes: Optional[int] = None,
         conditioning: str = "projection",
+        minibatch_std_group: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.input_shape: tuple[int, ...] = _check_int_sequence(
@@ -279,6 +294,7 @@ class MLPDiscriminator(nn.Module):
         self.num_classes = check_num_classes(num_classes)
         self.conditioning = _check_choice("conditioning", conditioning, DISCRIMINATOR_CONDITIONINGS)
         concat = self.num_classes is not None and self.conditioning == "concat"
+        self.minibatch_std_group = _check_minibatch_std_group(minibatch_std_group)
 
         layers: list[nn.Module] = [nn.Flatten(1)]
         if input_p > 0:
@@ -294,6 +310,10 @@ class MLPDiscriminator(nn.Module):
             if hidden_p > 0:
                 layers.append(nn.Dropout(hidden_p))
             in_features = width
+        if self.minibatch_std_group is not None:
+            # ProGAN's place: right before the last layer, which reads the statistic as one more feature.
+            layers.append(MinibatchStdDev(self.minibatch_std_group))
+            in_features += 1
         layers.append(nn.Linear(in_features, 1))
         self.net = nn.Sequential(*layers)
         projection = self.num_classes is not None and self.conditioning == "projection"

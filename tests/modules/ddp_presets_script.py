@@ -1,4 +1,4 @@
-"""Trains SNGAN or ConditionalGAN for a few generator steps on 2 CPU processes; each rank reports its weights.
+"""Trains SNGAN (with SAGAN self-attention) or ConditionalGAN for a few generator steps on 2 CPU processes; each rank reports its weights.
 
 Run by tests/modules/test_sngan.py and test_conditional.py in a subprocess (Lightning's "popen" launcher
 restarts this script once per rank). Usage: ``python ddp_presets_script.py OUT.json sngan|conditional [steps]``.
@@ -42,6 +42,8 @@ def main(out_path: str, model: str, steps: int) -> None:
                 "global_step": trainer.global_step,
                 "digests": _digests(pl_module),
                 "sigmas": sigmas,
+                # Attention gammas start at 0 (an identity block); trained, they show the block is in use.
+                "gammas": [float(m.gamma) for m in pl_module.modules() if type(m).__name__ == "SelfAttention2d"],
                 "critic_batches": getattr(pl_module, "seen", []),
             }
             gathered: list = [None] * trainer.world_size
@@ -54,8 +56,9 @@ def main(out_path: str, model: str, steps: int) -> None:
     torch.manual_seed(99 + int(os.environ.get("LOCAL_RANK", "0")))
     if model == "sngan":  # n_critic=5 on fresh micro-batches: each rank's batch of 10 is 5 micro-batches of 2
         images, batch_size = torch.rand(80, 3, 32, 32) * 2 - 1, 10
+        # SAGAN-style: a self-attention block at 16x16 in both ResNets.
         gan = RecordingSNGAN(image_shape=(3, 32, 32), latent_dim=16, generator_features=8, discriminator_features=8,
-                    ema_decay=0.9)
+                             ema_decay=0.9, attention_resolution=16)
     else:
         images, batch_size = torch.rand(64, 1, 28, 28) * 2 - 1, 8
         gan = ConditionalGAN(num_classes=4, image_shape=(1, 28, 28), latent_dim=8, features=4, ema_decay=0.9)

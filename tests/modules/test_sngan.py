@@ -79,17 +79,21 @@ def test_conditional_sngan_draws_the_requested_classes_and_28px_works():
     assert out.shape == (4, 1, 28, 28) and out.abs().max() <= 1
 
 
-def test_sngan_trains_under_cpu_ddp_and_ranks_hold_identical_weights(tmp_path):
+def test_sagan_style_sngan_trains_under_cpu_ddp_and_ranks_hold_identical_weights(tmp_path):
+    # SNGAN's ResNets with a SAGAN self-attention block at 16x16 in both networks, 5 generator steps.
     out = tmp_path / "ranks.json"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(SCRIPT), str(out), "sngan", "4"], cwd=tmp_path, env=env,
+    result = subprocess.run([sys.executable, str(SCRIPT), str(out), "sngan", "5"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ranks = json.loads(out.read_text())
     assert [r["rank"] for r in ranks] == [0, 1]
-    assert all(r["global_step"] == 4 for r in ranks)
+    assert all(r["global_step"] == 5 for r in ranks)
     assert ranks[0]["digests"] == ranks[1]["digests"]
-    assert len(ranks[0]["sigmas"]) == 11 and all(s == pytest.approx(1.0, rel=0.05) for s in ranks[0]["sigmas"])
+    # Both attention blocks (G's, D's, and the EMA copy of G's) trained away from the identity, equal on both ranks.
+    assert len(ranks[0]["gammas"]) == 3 and all(g != 0 for g in ranks[0]["gammas"])
+    assert ranks[0]["gammas"] == ranks[1]["gammas"]
+    assert len(ranks[0]["sigmas"]) == 11 + 3 and all(s == pytest.approx(1.0, rel=0.05) for s in ranks[0]["sigmas"])
     # Fresh real data per critic step (SNGAN's n_dis loop), under DDP: the 5 critic steps of each generator
     # step see 5 disjoint micro-batches of 2 on each rank, and the two ranks see disjoint shards.
     for step in range(4):

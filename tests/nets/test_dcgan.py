@@ -90,7 +90,8 @@ def test_generator_default_is_paper_architecture():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"image_size": 48}, r"image_size.*\(28, 32, 64\).*48"),
+        ({"image_size": 48}, r"image_size must be 28 or a power of two >= 16.*got 48"),
+        ({"image_size": 8}, r"image_size must be 28 or a power of two >= 16.*got 8"),
         ({"image_size": 0}, r"image_size.*0"),
         ({"latent_dim": 0}, "latent_dim.*0"),
         ({"channels": -1}, "channels.*-1"),
@@ -204,7 +205,8 @@ def test_discriminator_spectral_norm(normalization):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"image_size": 16}, r"image_size.*\(28, 32, 64\).*16"),
+        ({"image_size": 100}, r"image_size must be 28 or a power of two >= 16.*got 100"),
+        ({"image_size": 8}, r"image_size.*8"),
         ({"channels": 0}, "channels.*0"),
         ({"features": -2}, "features.*-2"),
         ({"normalization": "instance"}, "normalization.*batch.*instance"),
@@ -274,3 +276,87 @@ def test_dcgan_init_on_spectral_norm_layer():
 def test_dcgan_init_rejects_non_module():
     with pytest.raises(TypeError, match="module"):
         dcgan_init_(torch.zeros(3))
+
+
+# --------------------------------------------------------------------------- other sizes
+
+
+@pytest.mark.parametrize("size", [16, 32, 64, 128, 256])
+def test_power_of_two_sizes_shapes(size):
+    g = DCGANGenerator(latent_dim=4, image_size=size, channels=3, features=2)
+    d = DCGANDiscriminator(size, 3, features=2)
+    x = g(torch.randn(2, 4))
+    assert x.shape == (2, 3, size, size)
+    assert d(x).shape == (2,)
+    # k = log2(size / 4) stride-2 stages: one conv per stage plus the base (G) or logit (D) conv.
+    stages = {16: 2, 32: 3, 64: 4, 128: 5, 256: 6}[size]
+    g_convs = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
+    d_convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
+    assert [m.out_channels for m in g_convs] == [2 * 2 ** (stages - 1 - i) for i in range(stages)] + [3]
+    assert [m.out_channels for m in d_convs] == [2 * 2**i for i in range(stages)] + [1]
+    assert g_convs[0].kernel_size == (4, 4) and d_convs[-1].kernel_size == (4, 4)
+
+
+@pytest.mark.parametrize("size", [8, 12, 24, 48, 96, 100, 27, 1, -16])
+def test_unsupported_sizes_refused(size):
+    for build in (lambda: DCGANGenerator(image_size=size), lambda: DCGANDiscriminator(image_size=size)):
+        with pytest.raises(ValueError, match=rf"image_size must be 28 or a power of two >= 16 .*got {size}"):
+            build()
+
+
+# The nets of the original sizes must stay exactly what they were (checkpoints depend on it).
+OLD_G28 = [
+    ("net.0.weight", (8, 4, 7, 7)),
+    ("net.1.weight", (4,)), ("net.1.bias", (4,)), ("net.1.running_mean", (4,)), ("net.1.running_var", (4,)),
+    ("net.1.num_batches_tracked", ()),
+    ("net.3.weight", (4, 2, 4, 4)),
+    ("net.4.weight", (2,)), ("net.4.bias", (2,)), ("net.4.running_mean", (2,)), ("net.4.running_var", (2,)),
+    ("net.4.num_batches_tracked", ()),
+    ("net.6.weight", (2, 1, 4, 4)), ("net.6.bias", (1,)),
+]  # fmt: skip
+OLD_D28 = [
+    ("net.0.weight", (2, 1, 4, 4)), ("net.0.bias", (2,)),
+    ("net.2.weight", (4, 2, 4, 4)),
+    ("net.3.weight", (4,)), ("net.3.bias", (4,)), ("net.3.running_mean", (4,)), ("net.3.running_var", (4,)),
+    ("net.3.num_batches_tracked", ()),
+    ("net.5.weight", (1, 4, 7, 7)), ("net.5.bias", (1,)),
+]  # fmt: skip
+
+
+def _listing(net: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(k, tuple(v.shape)) for k, v in net.state_dict().items()]
+
+
+def test_size_28_state_dict_unchanged():
+    assert _listing(DCGANGenerator(latent_dim=8, image_size=28, channels=1, features=2)) == OLD_G28
+    assert _listing(DCGANDiscriminator(28, 1, features=2)) == OLD_D28
+
+
+def _old_generator_params(latent: int, size: int, channels: int, f: int) -> int:
+    base = 7 if size == 28 else 4
+    k = {28: 2, 32: 3, 64: 4}[size]
+    widths = [f * 2 ** (k - 1 - i) for i in range(k)]
+    total = latent * widths[0] * base * base  # bias-free first deconv
+    total += sum(a * b * 16 for a, b in zip(widths[:-1], widths[1:]))  # bias-free deconvs
+    total += sum(2 * w for w in widths)  # batch norm scale and shift
+    return total + widths[-1] * channels * 16 + channels  # output deconv with bias
+
+
+def _old_discriminator_params(size: int, channels: int, f: int, normalization: str) -> int:
+    base = 7 if size == 28 else 4
+    k = {28: 2, 32: 3, 64: 4}[size]
+    widths = [f * 2**i for i in range(k)]
+    total = channels * widths[0] * 16 + widths[0]
+    for a, b in zip(widths[:-1], widths[1:]):
+        total += a * b * 16 + (b if normalization == "none" else 2 * b)  # conv bias or norm affine
+    return total + widths[-1] * base * base + 1
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("normalization", ["batch", "layer", "none"])
+def test_original_sizes_parameter_counts_unchanged(size, normalization):
+    g = DCGANGenerator(latent_dim=8, image_size=size, channels=3, features=F)
+    d = DCGANDiscriminator(size, 3, features=F, normalization=normalization)
+    assert sum(p.numel() for p in g.parameters()) == _old_generator_params(8, size, 3, F)
+    assert sum(p.numel() for p in d.parameters()) == _old_discriminator_params(size, 3, F, normalization)
+    assert len(g.net) == 3 * {28: 2, 32: 3, 64: 4}[size] + 2

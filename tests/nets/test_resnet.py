@@ -4,7 +4,12 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from lightning_gan.nets.conditioning import ConditionalBatchNorm2d
-from lightning_gan.nets.resnet import ResNetDiscriminator, ResNetGenerator
+from lightning_gan.nets.resnet import (
+    ResNetDiscriminator,
+    ResNetGenerator,
+    _discriminator_plan,
+    _generator_plan,
+)
 
 SIZES = [28, 32, 64]
 # Small widths keep every test well under a second on CPU.
@@ -218,7 +223,7 @@ def test_discriminator_double_backward(num_classes):
 @pytest.mark.parametrize(
     "kwargs, error, name",
     [
-        ({"image_size": 48}, ValueError, "image_size"),
+        ({"image_size": 16}, ValueError, r"image_size must be one of \(28, 32, 48, 64, 128\), got 16"),
         ({"image_size": "32"}, TypeError, "image_size"),
         ({"features": 0}, ValueError, "features"),
         ({"channels": 1.0}, TypeError, "channels"),
@@ -235,7 +240,7 @@ def test_generator_bad_arguments(kwargs, error, name):
 @pytest.mark.parametrize(
     "kwargs, error, name",
     [
-        ({"image_size": 48}, ValueError, "image_size"),
+        ({"image_size": 256}, ValueError, r"image_size must be one of \(28, 32, 48, 64, 128\), got 256"),
         ({"features": 0}, ValueError, "features"),
         ({"channels": True}, TypeError, "channels"),
         ({"spectral_norm": "yes"}, TypeError, "spectral_norm"),
@@ -294,3 +299,112 @@ def test_default_sizes_match_paper():
     assert g.latent_dim == 128 and g.image_shape == (3, 32, 32)
     assert [b.conv1.out_channels for b in g.blocks] == [256] * 3
     assert [b.conv1.out_channels for b in d.blocks] == [128] * 4
+
+
+# --------------------------------------------------------------------------- STL-10 (48) and ImageNet (128) nets
+
+
+@pytest.mark.parametrize("size", [48, 128])
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_paper_sizes_shapes(size, num_classes):
+    g = ResNetGenerator(latent_dim=4, image_size=size, features=4, num_classes=num_classes)
+    d = ResNetDiscriminator(image_size=size, features=2, num_classes=num_classes)
+    labels = None if num_classes is None else _labels(0, 2)
+    x = g(torch.randn(2, 4), labels)
+    assert x.shape == (2, 3, size, size)
+    assert x.abs().max() <= 1
+    assert d(x, labels).shape == (2,)
+
+
+def test_paper_widths_with_default_features():
+    # mimicry's sngan_48.py / sngan_128.py (ngf=512 / 1024, ndf=1024), from the paper's appendix.
+    assert _generator_plan(48, 256) == (6, 512, [256, 128, 64])
+    assert _generator_plan(128, 256) == (4, 1024, [1024, 512, 256, 128, 64])
+    assert _discriminator_plan(48, 128) == [(64, True), (128, True), (256, True), (512, True), (1024, False)]
+    assert _discriminator_plan(128, 128) == [
+        (64, True), (128, True), (256, True), (512, True), (1024, True), (1024, False)
+    ]  # fmt: skip
+
+
+def test_paper_sizes_blocks_follow_the_plan():
+    g = ResNetGenerator(latent_dim=4, image_size=128, features=4)
+    assert g.linear.out_features == 16 * 4 * 4
+    assert [(b.conv1.in_channels, b.conv1.out_channels) for b in g.blocks] == [
+        (16, 16), (16, 8), (8, 4), (4, 2), (2, 1)
+    ]  # fmt: skip
+    assert g.output_norm.num_features == 1 and g.output_conv.in_channels == 1
+    d = ResNetDiscriminator(image_size=48, features=2, spectral_norm=False)
+    # As in mimicry's DBlock, the first conv keeps the input width; the optimized block maps straight to it.
+    assert [(b.conv1.in_channels, b.conv1.out_channels, b.conv2.out_channels) for b in d.blocks] == [
+        (3, 1, 1), (1, 1, 2), (2, 2, 4), (4, 4, 8), (8, 8, 16)
+    ]  # fmt: skip
+    assert [b.downsample for b in d.blocks] == [True] * 4 + [False]
+    # The last block widens, so it has a learned (1x1) shortcut even without downsampling.
+    assert d.blocks[-1].shortcut is not None
+    assert d.blocks(torch.randn(1, 3, 48, 48)).shape == (1, 16, 3, 3)
+    assert d.linear.in_features == 16
+
+
+@pytest.mark.parametrize(
+    "net, size, features, divisor",
+    [(ResNetGenerator, 48, 6, 4), (ResNetGenerator, 128, 2, 4), (ResNetDiscriminator, 48, 3, 2)],
+)
+def test_paper_sizes_need_divisible_features(net, size, features, divisor):
+    with pytest.raises(ValueError, match=rf"features must be a multiple of {divisor} at image_size {size}.*{features}"):
+        net(image_size=size, features=features)
+
+
+# The nets of the original sizes must stay exactly what they were (checkpoints depend on it).
+def _listing(net: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(k, tuple(v.shape)) for k, v in net.state_dict().items()]
+
+
+def _bn(prefix: str, n: int) -> list[tuple[str, tuple[int, ...]]]:
+    stats = ["weight", "bias", "running_mean", "running_var"]
+    return [(f"{prefix}.{k}", (n,)) for k in stats] + [(f"{prefix}.num_batches_tracked", ())]
+
+
+def _sn_conv(name: str, c_out: int, c_in: int, k: int) -> list[tuple[str, tuple[int, ...]]]:
+    sn = f"{name}.parametrizations.weight"
+    return [
+        (f"{name}.bias", (c_out,)),
+        (f"{sn}.original", (c_out, c_in, k, k)),
+        (f"{sn}.0._u", (c_out,)),
+        (f"{sn}.0._v", (c_in * k * k,)),
+    ]
+
+
+def test_size_28_state_dicts_unchanged():
+    g_blocks = []
+    for i in range(2):
+        p = f"blocks.{i}"
+        g_blocks += _bn(f"{p}.norm1", 2) + [(f"{p}.conv1.weight", (2, 2, 3, 3))] + _bn(f"{p}.norm2", 2)
+        g_blocks += [(f"{p}.conv2.weight", (2, 2, 3, 3)), (f"{p}.shortcut.weight", (2, 2, 1, 1))]
+    expected_g = [("linear.weight", (98, 8)), ("linear.bias", (98,)), *g_blocks, *_bn("output_norm", 2)]
+    expected_g += [("output_conv.weight", (1, 2, 3, 3)), ("output_conv.bias", (1,))]
+    assert _listing(ResNetGenerator(latent_dim=8, image_size=28, channels=1, features=2)) == expected_g
+
+    expected_d = _sn_conv("blocks.0.conv1", 2, 1, 3) + _sn_conv("blocks.0.conv2", 2, 2, 3)
+    expected_d += _sn_conv("blocks.0.shortcut", 2, 1, 1)
+    expected_d += _sn_conv("blocks.1.conv1", 2, 2, 3) + _sn_conv("blocks.1.conv2", 2, 2, 3)
+    expected_d += _sn_conv("blocks.1.shortcut", 2, 2, 1)
+    for i in (2, 3):
+        expected_d += _sn_conv(f"blocks.{i}.conv1", 2, 2, 3) + _sn_conv(f"blocks.{i}.conv2", 2, 2, 3)
+    sn = "linear.parametrizations.weight"
+    expected_d += [("linear.bias", (1,)), (f"{sn}.original", (1, 2)), (f"{sn}.0._u", (1,)), (f"{sn}.0._v", (2,))]
+    assert _listing(ResNetDiscriminator(image_size=28, channels=1, features=2)) == expected_d
+
+
+@pytest.mark.parametrize("size, blocks, down", [(28, 2, 2), (32, 3, 2), (64, 4, 3)])
+def test_original_sizes_parameter_counts_unchanged(size, blocks, down):
+    # The constant-width formula of the CIFAR-10 nets, before the 48/128 schedules were added.
+    f, z, c = F, Z, 3
+    base = 7 if size == 28 else 4
+    g_expected = (z + 1) * f * base**2 + blocks * (19 * f * f + 4 * f) + 2 * f + 9 * f * c + c
+    d_expected = (9 * c * f + f) + (9 * f * f + f) + (c * f + f)  # optimized block
+    d_expected += (down - 1) * (2 * (9 * f * f + f) + f * f + f)  # down-blocks with 1x1 shortcuts
+    d_expected += 2 * 2 * (9 * f * f + f) + f + 1  # two identity-shortcut blocks, the logit
+    g = ResNetGenerator(latent_dim=z, image_size=size, channels=c, features=f)
+    d = ResNetDiscriminator(image_size=size, channels=c, features=f, spectral_norm=False)
+    assert sum(p.numel() for p in g.parameters()) == g_expected
+    assert sum(p.numel() for p in d.parameters()) == d_expected

@@ -1,4 +1,4 @@
-r"""Adversarial losses and gradient penalties for GAN training.
+r"""Adversarial losses: pure functions of the discriminator's outputs, and their registry by name.
 
 Every loss is a pure function of discriminator outputs ("logits": raw,
 unbounded scores, one per sample) and returns a scalar tensor to *minimise*.
@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -35,7 +34,6 @@ __all__ = [
     "AdversarialLoss",
     "LOSSES",
     "get_loss",
-    "gradient_penalty",
     "hinge",
     "hinge_discriminator_loss",
     "hinge_generator_loss",
@@ -48,7 +46,6 @@ __all__ = [
     "non_saturating",
     "non_saturating_discriminator_loss",
     "non_saturating_generator_loss",
-    "r1_penalty",
     "wasserstein",
     "wasserstein_discriminator_loss",
     "wasserstein_generator_loss",
@@ -395,115 +392,3 @@ def get_loss(name: str) -> AdversarialLoss:
     except KeyError:
         known = ", ".join(repr(key) for key in sorted(LOSSES))
         raise ValueError(f"Unknown loss {name!r}; choose one of: {known}") from None
-
-
-# --------------------------------------------------------------------------
-# Gradient penalties
-# --------------------------------------------------------------------------
-
-
-def gradient_penalty(
-    discriminator: Callable[[Tensor], Tensor],
-    real: Tensor,
-    fake: Tensor,
-    epsilon: Tensor | None = None,
-) -> Tensor:
-    r"""WGAN-GP gradient penalty (Gulrajani et al. 2017).
-
-    .. math::
-
-        \hat x = \epsilon x + (1 - \epsilon) \tilde x,\quad \epsilon \sim U[0, 1],\qquad
-        \mathrm{GP} = \mathbb{E}_{\hat x}
-            \big[(\lVert \nabla_{\hat x} D(\hat x) \rVert_2 - 1)^2\big]
-
-    The result is built with ``create_graph=True`` so it can be backpropagated into
-    the discriminator's parameters; the un-weighted penalty is returned (multiply by
-    ``lambda``, typically 10, yourself).
-
-    Args:
-        discriminator: Maps a batch shaped like ``real`` to one score per sample.
-        real: Real samples, shape ``(N, ...)``; detached internally.
-        fake: Generated samples with the same shape; detached internally.
-        epsilon: Optional interpolation weights with ``N`` elements (e.g. ``(N,)``
-            or ``(N, 1, 1, 1)``); drawn from ``U[0, 1]`` when ``None``.
-
-    Returns:
-        Scalar penalty.
-
-    Raises:
-        ValueError: If ``real`` and ``fake`` shapes differ or ``epsilon`` does not
-            have one element per sample.
-
-    Example:
-        >>> import torch
-        >>> critic = torch.nn.Linear(2, 1, bias=False)
-        >>> with torch.no_grad():
-        ...     _ = critic.weight.copy_(torch.tensor([[3.0, 4.0]]))
-        >>> gradient_penalty(critic, torch.randn(4, 2), torch.randn(4, 2))  # (5 - 1)^2
-        tensor(16., grad_fn=<MeanBackward0>)
-    """
-    if real.shape != fake.shape:
-        raise ValueError(
-            f"real and fake must have the same shape, got real {tuple(real.shape)} "
-            f"and fake {tuple(fake.shape)}"
-        )
-    n = real.shape[0]
-    # one weight per sample, broadcast over every non-batch dim
-    eps_shape = (n,) + (1,) * (real.dim() - 1)
-    if epsilon is None:
-        epsilon = torch.rand(eps_shape, device=real.device, dtype=real.dtype)
-    else:
-        if epsilon.numel() != n:
-            raise ValueError(
-                f"epsilon must have one element per sample ({n}), got shape "
-                f"{tuple(epsilon.shape)}"
-            )
-        epsilon = epsilon.detach().reshape(eps_shape).to(device=real.device, dtype=real.dtype)
-    # detach so the penalty only trains the discriminator, never the generator
-    x_hat = epsilon * real.detach() + (1.0 - epsilon) * fake.detach()
-    x_hat.requires_grad_(True)
-    (grads,) = torch.autograd.grad(discriminator(x_hat).sum(), x_hat, create_graph=True)
-    # vector_norm rather than sqrt(sum of squares): its backward is 0, not NaN, at a zero gradient
-    grad_norm = torch.linalg.vector_norm(grads.reshape(n, -1), ord=2, dim=1)
-    return (grad_norm - 1.0).pow(2).mean()
-
-
-def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
-    r"""R1 gradient penalty on real data (Mescheder et al. 2018).
-
-    .. math::
-
-        R_1 = \mathbb{E}_x\big[\lVert \nabla_x D(x) \rVert_2^2\big]
-
-    ``real`` must have had ``requires_grad_(True)`` set *before* the discriminator
-    forward that produced ``real_logits``. The un-weighted penalty is returned
-    (the usual regulariser is ``gamma / 2 * R1``).
-
-    Args:
-        real_logits: Discriminator outputs on ``real``.
-        real: The real batch, shape ``(N, ...)``, with ``requires_grad=True``.
-
-    Returns:
-        Scalar penalty, differentiable w.r.t. the discriminator's parameters.
-
-    Raises:
-        ValueError: If ``real.requires_grad`` is ``False``.
-
-    Example:
-        >>> import torch
-        >>> critic = torch.nn.Linear(2, 1, bias=False)
-        >>> with torch.no_grad():
-        ...     _ = critic.weight.copy_(torch.tensor([[3.0, 4.0]]))
-        >>> real = torch.randn(4, 2).requires_grad_(True)
-        >>> r1_penalty(critic(real), real)  # ||w||^2
-        tensor(25., grad_fn=<MeanBackward0>)
-    """
-    if not real.requires_grad:
-        raise ValueError(
-            "r1_penalty needs the gradient of the logits w.r.t. the real batch: call "
-            "real.requires_grad_(True) before the discriminator forward that produced "
-            "real_logits"
-        )
-    (grads,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-    # reshape rather than flatten(1) so 1-D inputs (one scalar feature per sample) work too
-    return grads.reshape(grads.shape[0], -1).pow(2).sum(dim=1).mean()
