@@ -82,14 +82,22 @@ class GAN(_BatchChecks, pl.LightningModule):
     and :meth:`discriminator_loss`, and the generator step's passes and :meth:`generator_loss`, run as
     two ``torch.compile``-d functions (AOTAutograd compiles their backward too). Latents and labels are
     drawn outside them, from the step's stream, so a compiled run draws what an eager one draws. Gradient
-    penalties (``gp_weight``, ``r1_gamma``, an overridden :meth:`discriminator_penalty`) need a double
+    penalties (``gp_weight``, ``r1_gamma``, ``dragan_weight``, an overridden :meth:`discriminator_penalty`) need a double
     backward, which ``torch.compile`` does not support: the discriminator step then runs eagerly, with
     one warning, and the generator step is still compiled. The first step runs eagerly (it checks shapes).
 
     **Hooks to override** (each documented below): :meth:`sample_latent`, :meth:`forward`,
     :meth:`generate`, :meth:`discriminator_loss`, :meth:`generator_loss`,
-    :meth:`discriminator_penalty`, :meth:`real_from_batch`, :meth:`configure_optimizers`, and, for a
+    :meth:`discriminator_penalty`, :meth:`discriminator_auxiliary_losses`,
+    :meth:`generator_auxiliary_losses`, :meth:`real_from_batch`, :meth:`configure_optimizers`, and, for a
     different schedule, :meth:`discriminator_step` and :meth:`generator_step`.
+
+    **Auxiliary heads.** A discriminator may return ``(logits, heads)``, ``heads`` a dict of tensors from
+    the same body (:class:`~lightning_gan.nets.AuxiliaryHeads` adds a classifier, a Q head or the
+    features to the package's discriminators); the adversarial loss and penalties read the logits, and
+    :meth:`discriminator_auxiliary_losses` / :meth:`generator_auxiliary_losses` turn the heads into loss
+    terms (:class:`~lightning_gan.ACGAN`, :class:`~lightning_gan.InfoGAN` and
+    :class:`~lightning_gan.FeatureMatchingGAN` are such overrides).
 
     **Class-conditional models.** With ``num_classes`` set, both networks are called with labels,
     ``generator(z, labels)`` and ``discriminator(x, labels)`` (the nets in :mod:`lightning_gan.nets` take
