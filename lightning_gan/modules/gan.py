@@ -548,10 +548,16 @@ class GAN(_BatchChecks, pl.LightningModule):
         # (adversarial loss, auxiliary terms, real_logits, fake_logits, fake).
         with torch.no_grad():
             fake = self._run(self.generator, z, labels)
+        return (*self._discriminator_losses(real, fake, z, labels), fake)
+
+    def _discriminator_losses(
+        self, real: Tensor, fake: Tensor, z: Tensor, labels: Optional[Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor]:
+        # (adversarial loss, auxiliary terms, real_logits, fake_logits) of a discriminator step.
         real_logits, real_heads = self._discriminate(real, labels)
         fake_logits, fake_heads = self._discriminate(fake, labels)
         terms = self.discriminator_auxiliary_losses(real_heads, fake_heads, z, labels)
-        return self.discriminator_loss(real_logits, fake_logits), terms, real_logits, fake_logits, fake
+        return self.discriminator_loss(real_logits, fake_logits), terms, real_logits, fake_logits
 
     def _generator_outputs(self, z: Tensor, labels: Optional[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         # The part of a generator step that `compile` compiles: (adversarial loss, auxiliary terms).
@@ -607,7 +613,7 @@ class GAN(_BatchChecks, pl.LightningModule):
             with torch.no_grad():
                 fake = self._run(self.generator, z, labels)
             self._check_output_shape(real, fake)
-            loss, terms, real_logits, fake_logits, fake = self._discriminator_outputs(real, z, labels)
+            loss, terms, real_logits, fake_logits = self._discriminator_losses(real, fake, z, labels)
         penalties = self.discriminator_penalty(real, fake, real_logits, *(() if labels is None else (labels,)))
         total = loss
         for name, value in penalties.items():
