@@ -543,7 +543,7 @@ class GAN(_BatchChecks, pl.LightningModule):
 
     def _discriminator_outputs(
         self, real: Tensor, z: Tensor, labels: Optional[Tensor]
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor, Tensor]:
         # The part of a discriminator step that `compile` compiles:
         # (adversarial loss, auxiliary terms, real_logits, fake_logits, fake).
         with torch.no_grad():
