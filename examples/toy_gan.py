@@ -3,6 +3,7 @@
     python examples/toy_gan.py                                  # one CPU process, a few minutes
     python examples/toy_gan.py --accelerator cpu --devices 2    # two processes with the GAN-aware DDP
     python examples/toy_gan.py --model ConditionalGAN           # one class per mode: samples of class k on mode k
+    python examples/toy_gan.py --model ACGAN                    # the same, the discriminator predicting the class
 
 Mode collapse, the classic GAN failure, shows here as a ring with missing modes. The conditional model is told
 which mode to draw; its report is, per class, the fraction of samples within 3 std of that class's own mode.
@@ -15,7 +16,7 @@ import argparse
 import pytorch_lightning as pl
 import torch
 
-from lightning_gan import ConditionalGAN, VanillaGAN
+from lightning_gan import ACGAN, ConditionalGAN, VanillaGAN
 from lightning_gan.data import ToyDataModule
 
 
@@ -29,7 +30,7 @@ def mode_report(samples: torch.Tensor, data: ToyDataModule) -> tuple[float, int]
     return close.float().mean().item(), int((counts >= 0.01 * len(samples)).sum())
 
 
-def per_class_report(gan: ConditionalGAN, data: ToyDataModule, per_class: int = 1000) -> list[float]:
+def per_class_report(gan: ConditionalGAN | ACGAN, data: ToyDataModule, per_class: int = 1000) -> list[float]:
     """For each class k, the fraction of samples drawn for k within 3 std of mixture component k."""
     means, stds = data.distribution.means.float(), data.distribution.stds.float()
     fractions = []
@@ -46,7 +47,7 @@ def main() -> None:
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--devices", default="1")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", choices=("VanillaGAN", "ConditionalGAN"), default="VanillaGAN")
+    parser.add_argument("--model", choices=("VanillaGAN", "ConditionalGAN", "ACGAN"), default="VanillaGAN")
     args = parser.parse_args()
 
     pl.seed_everything(args.seed)
@@ -56,6 +57,8 @@ def main() -> None:
     if args.model == "ConditionalGAN":
         # The mixture components are the classes; MLP nets, projection discriminator, spectral norm, hinge loss.
         gan = ConditionalGAN(num_classes=data.num_classes, architecture="mlp", **shared)
+    elif args.model == "ACGAN":  # an auxiliary classifier on the discriminator instead of a label input
+        gan = ACGAN(num_classes=data.num_classes, architecture="mlp", **shared)
     else:
         gan = VanillaGAN(maxout_pieces=1, dropout=0.0, **shared)
     devices = int(args.devices) if args.devices.isdigit() else args.devices
@@ -74,7 +77,7 @@ def main() -> None:
         gan.eval()
         quality, covered = mode_report(gan.generate(10_000).float().cpu(), data)
         print(f"samples within 3 std of a mode: {quality:.1%}; modes covered: {covered}/{data.num_classes}")
-        if isinstance(gan, ConditionalGAN):
+        if gan.num_classes is not None:
             fractions = per_class_report(gan, data)
             print("samples of class k within 3 std of mode k: " + " ".join(f"{f:.0%}" for f in fractions))
 
