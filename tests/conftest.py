@@ -59,6 +59,15 @@ def cpu_trainer(**kwargs: Any) -> pl.Trainer:
     options.update(kwargs)
     return pl.Trainer(**options)
 
+def fraction_near_own_component(gan: Any, data: Any, per_class: int = 1000) -> list[float]:
+    """For each class k of a toy mixture, the fraction of the samples a conditional GAN draws for k within 3 std of component k."""
+    means, stds = data.distribution.means.float(), data.distribution.stds.float()
+    fractions = []
+    for k in range(data.num_classes):
+        samples = gan.generate(per_class, labels=torch.full((per_class,), k))
+        fractions.append(((samples - means[k]).norm(dim=1) < 3 * stds[k]).float().mean().item())
+    return fractions
+
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:

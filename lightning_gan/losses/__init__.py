@@ -6,25 +6,12 @@ DRAGAN gradient penalties and WGAN's weight clipping (:mod:`~lightning_gan.losse
 losses on a discriminator's features and auxiliary heads, i.e. feature matching, AC-GAN's class loss and
 InfoGAN's code losses (:mod:`~lightning_gan.losses.auxiliary`).
 
-Every loss is a pure function of discriminator outputs ("logits": raw,
-unbounded scores, one per sample) and returns a scalar tensor to *minimise*.
-Inputs of any shape are accepted and reduced with a mean.
-
-For the probabilistic losses the discriminator's probability that ``x`` is
-real is ``D(x) = sigmoid(l)``, and the logs are written in logit space so that
-they stay finite for saturated logits:
-
-.. math::
-
-    \log D(x) = -\operatorname{softplus}(-l), \qquad
-    \log(1 - D(x)) = -\operatorname{softplus}(l).
+Every loss is a pure function of discriminator outputs (or of its heads) returning a scalar to *minimise*.
 
 Example:
     >>> import torch
-    >>> loss = get_loss("hinge")
-    >>> loss.discriminator(torch.tensor([2.0, 0.0]), torch.tensor([-2.0, 0.0]))
-    tensor(1.)
-    >>> loss.generator(torch.tensor([-2.0, 0.0]))
+    >>> from lightning_gan import losses
+    >>> losses.get_loss("hinge").generator(torch.tensor([-2.0, 0.0]))
     tensor(1.)
 """
 

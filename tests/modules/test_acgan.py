@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import cpu_trainer
+from conftest import cpu_trainer, fraction_near_own_component
 
 from lightning_gan import ACGAN
 from lightning_gan.data import ToyDataModule
@@ -15,14 +15,6 @@ def toy_acgan(**overrides) -> ACGAN:
                    discriminator_hidden=(64, 64), output_activation="identity", lr_g=1e-3, lr_d=1e-3, ema_decay=0.99)
     options.update(overrides)
     return ACGAN(**options)
-
-
-def fraction_near_own_component(gan: ACGAN, data: ToyDataModule, per_class: int = 1000) -> list[float]:
-    means, stds = data.distribution.means.float(), data.distribution.stds.float()
-    return [
-        ((gan.generate(per_class, labels=torch.full((per_class,), k)) - means[k]).norm(dim=1) < 3 * stds[k]).float().mean().item()
-        for k in range(data.num_classes)
-    ]
 
 
 def test_acgan_samples_of_class_k_land_on_component_k_and_its_classifier_accuracy_is_logged():

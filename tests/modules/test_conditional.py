@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import batch_loader, cpu_trainer
+from conftest import batch_loader, cpu_trainer, fraction_near_own_component
 
 from lightning_gan import GAN, ConditionalGAN
 from lightning_gan.data import ToyDataModule
@@ -24,15 +24,6 @@ def toy_gan(**overrides) -> ConditionalGAN:
                    discriminator_hidden=(64, 64), output_activation="identity", lr_g=1e-3, lr_d=1e-3, ema_decay=0.99)
     options.update(overrides)
     return ConditionalGAN(**options)
-
-
-def fraction_near_own_component(gan: ConditionalGAN, data: ToyDataModule, per_class: int = 1000) -> list[float]:
-    means, stds = data.distribution.means.float(), data.distribution.stds.float()
-    fractions = []
-    for k in range(data.num_classes):
-        samples = gan.generate(per_class, labels=torch.full((per_class,), k))
-        fractions.append(((samples - means[k]).norm(dim=1) < 3 * stds[k]).float().mean().item())
-    return fractions
 
 
 @pytest.mark.parametrize("conditioning", ["projection", "concat"])
