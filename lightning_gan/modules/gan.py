@@ -232,6 +232,8 @@ class GAN(_CheckpointHooks, _BatchChecks, pl.LightningModule):
         self._num_classes: Optional[int] = num_classes  # read several times a step; hparams lookups cost more
         self._steps_per_batch = steps_per_batch
         self._n_gen = n_gen
+        self._weight_clip = weight_clip  # read every discriminator step; hparams lookups cost more
+        self._linear_lr_decay = lr_decay == "linear"
         self._generator_steps_per_batch = steps_per_batch * n_gen
         self._real_for_generator: Optional[Tensor] = None  # the step's real micro-batch, for generator_auxiliary_losses
         # Real micro-batches per generator step: one per critic step when fresh, one shared otherwise.
@@ -601,8 +603,8 @@ class GAN(_CheckpointHooks, _BatchChecks, pl.LightningModule):
             hooks.backward(self, total)
         self._prepare_gradients(optimizer)
         hooks.step(self, optimizer, counts=False)
-        if self.hparams.weight_clip is not None:
-            losses.clip_weights_(self.discriminator, self.hparams.weight_clip)
+        if self._weight_clip is not None:
+            losses.clip_weights_(self.discriminator, self._weight_clip)
         self.untoggle_optimizer(optimizer)
         metrics = {"loss_d": loss.detach(), **{k: v.detach() for k, v in {**penalties, **terms}.items()}}
         if self._log_this_step:  # the summaries cost kernels; skip them on steps nobody reads
@@ -785,7 +787,7 @@ class GAN(_CheckpointHooks, _BatchChecks, pl.LightningModule):
 
     def _step_schedulers(self, interval: str) -> None:
         configs = self.trainer.lr_scheduler_configs
-        if interval == "step" and self.hparams.lr_decay == "linear":
+        if self._linear_lr_decay and interval == "step":
             _decay_learning_rates_linearly(self.trainer)
         if not configs:
             return
