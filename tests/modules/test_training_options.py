@@ -155,3 +155,21 @@ def test_auxiliary_loss_hooks_get_the_heads_latents_and_real_data_and_their_term
     before = [p.detach().clone() for p in gan.generator.parameters()]
     cpu_trainer(max_steps=1).fit(gan, batch_loader(DATA, batch_size=16))
     assert any(not torch.equal(a, b) for a, b in zip(before, gan.generator.parameters()))
+
+
+def test_a_resumed_run_decays_from_the_initial_learning_rate(tmp_path):
+    checkpoint = tmp_path / "half.ckpt"
+
+    class StopAtFour(pl.Callback):  # halfway through a run whose decay ends at step 8
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            trainer.should_stop = trainer.global_step == 4
+
+    first = cpu_trainer(max_steps=8, callbacks=[StopAtFour()])
+    first.fit(toy(lr_g=1e-3, lr_decay="linear"), batch_loader(DATA, batch_size=16))
+    first.save_checkpoint(checkpoint)
+    assert first.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 4 / 8))
+    rates = LearningRates()
+    cpu_trainer(max_steps=8, callbacks=[rates]).fit(toy(lr_g=1e-3, lr_decay="linear"), batch_loader(DATA, batch_size=16),
+                                                   ckpt_path=checkpoint)
+    # From lr_0 = 1e-3 (kept in the optimizer's state), not from the halved rate the checkpoint was saved with.
+    assert [(step, lrs[0]) for step, lrs in rates.seen][:2] == [(5, pytest.approx(1e-3 * 3 / 8)), (6, pytest.approx(1e-3 * 2 / 8))]
